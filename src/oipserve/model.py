@@ -52,6 +52,8 @@ class LoadContext:
     path: Path
     """The version folder (or the model folder when it has no version folders)."""
     config: ModelConfig
+    model_file: Path | None = None
+    """The model file the runtime should read (``model.joblib``, ``model.py``, …), if one was found."""
 
     @property
     def parameters(self) -> dict[str, str]:

@@ -1,0 +1,3 @@
+from oipserve.cli import main
+
+main()

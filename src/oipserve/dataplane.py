@@ -1,0 +1,211 @@
+"""The use cases every transport serves: health, metadata, inference (and, later, more).
+
+Transports decode their wire format into :mod:`oipserve.protocol.types` and call these methods; the
+dataplane checks requests against the model's declared tensors, hands them to the model's
+scheduler and builds the protocol response. It never sees HTTP or gRPC.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from oipserve import __version__
+from oipserve.errors import InvalidArgument, OIPServeError, Unavailable
+from oipserve.model import InferRequest, Parameter, TensorSpec
+from oipserve.protocol.datatypes import datatype_of, dtype_of
+from oipserve.protocol.types import (
+    InferenceRequest,
+    InferenceResponse,
+    InputTensor,
+    ModelMetadata,
+    OutputTensor,
+    ServerMetadata,
+)
+from oipserve.registry import LoadedModel, Registry
+
+#: request parameters the server interprets itself; never handed to the model
+RESERVED_PARAMETERS = frozenset(
+    {"binary_data_output", "priority", "timeout", "headers", "triton_enable_empty_final_response"}
+)
+#: output parameters the transports and extensions interpret
+OUTPUT_EXTENSION_PARAMETERS = frozenset({"binary_data", "classification"})
+
+EXTENSIONS: tuple[str, ...] = ("binary_tensor_data", "parameters")
+
+
+class DataPlane:
+    def __init__(self, registry: Registry, *, server_name: str = "oipserve") -> None:
+        self.registry = registry
+        self.server_name = server_name
+        self.started = False
+        """Set once start-up loading has finished."""
+        self.strict_readiness = True
+        self.startup_failures: dict[str, str] = {}
+        """``name/version`` → reason for each model that failed to load at start-up."""
+
+    # -- health and metadata -------------------------------------------------------------------
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        if not self.started:
+            return False
+        return not (self.strict_readiness and self.startup_failures)
+
+    def not_ready_reason(self) -> str:
+        if not self.started:
+            return "the server is still loading models"
+        failed = ", ".join(f"{k} ({v})" for k, v in self.startup_failures.items())
+        return f"models failed to load at start-up: {failed}"
+
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata(self.server_name, __version__, list(EXTENSIONS))
+
+    def model_metadata(self, name: str, version: str = "") -> ModelMetadata:
+        loaded = self.registry.get(name, version)
+        versions = [version] if version else self.registry.ready_versions(name)
+        return loaded.metadata(versions)
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        return self.registry.is_ready(name, version)
+
+    # -- inference -----------------------------------------------------------------------------
+
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        if not self.started:
+            raise Unavailable("the server is not ready: models are still loading")
+        loaded = self.registry.get(request.model_name, request.model_version)
+        statistics = loaded.statistics
+        start = time.perf_counter_ns()
+        try:
+            model_request = self._model_request(loaded, request)
+            priority, timeout_us = _schedule_parameters(request.parameters)
+        except OIPServeError:
+            statistics.record_failure(time.perf_counter_ns() - start)
+            raise
+        statistics.record_compute_input(time.perf_counter_ns() - start)
+        result = await loaded.scheduler.submit(model_request, priority=priority, timeout_us=timeout_us)
+        start_output = time.perf_counter_ns()
+        response = self._response(loaded, request, result.outputs, result.parameters)
+        statistics.record_compute_output(time.perf_counter_ns() - start_output)
+        return response
+
+    def _model_request(self, loaded: LoadedModel, request: InferenceRequest) -> InferRequest:
+        arrays = _check_inputs(loaded, request.inputs)
+        requested = tuple(output.name for output in request.outputs)
+        if loaded.outputs:
+            unknown = [name for name in requested if name not in loaded.outputs]
+            if unknown:
+                raise InvalidArgument(
+                    f"unexpected inference output '{unknown[0]}' for model '{loaded.name}'; "
+                    f"it has {', '.join(loaded.outputs)}"
+                )
+        for name, value in request.parameters.items():
+            if name.startswith("triton_") and name not in RESERVED_PARAMETERS:
+                raise InvalidArgument(f"parameter '{name}' is reserved (triton_* keys)")
+        return InferRequest(
+            inputs=arrays,
+            parameters={
+                k: v for k, v in request.parameters.items() if k not in RESERVED_PARAMETERS
+            },
+            outputs=requested,
+            input_parameters={t.name: t.parameters for t in request.inputs if t.parameters},
+            id=request.id,
+        )
+
+    def _response(
+        self,
+        loaded: LoadedModel,
+        request: InferenceRequest,
+        outputs: Mapping[str, np.ndarray],
+        parameters: dict[str, Parameter],
+    ) -> InferenceResponse:
+        names = [o.name for o in request.outputs] or list(outputs)
+        tensors: list[OutputTensor] = []
+        for name in names:
+            if name not in outputs:
+                raise InvalidArgument(
+                    f"model '{loaded.name}' produced no output '{name}' (it produced "
+                    f"{', '.join(outputs) or 'none'})"
+                )
+            array = np.asarray(outputs[name]) if not isinstance(outputs[name], np.ndarray) else outputs[name]
+            spec = loaded.outputs.get(name)
+            if spec is not None and spec.datatype != "BYTES" and array.dtype != dtype_of(spec.datatype):
+                array = array.astype(dtype_of(spec.datatype))
+            tensors.append(OutputTensor(name, datatype_of(array), array.shape, array))
+        return InferenceResponse(
+            model_name=loaded.name,
+            model_version=loaded.version,
+            id=request.id,
+            parameters=parameters,
+            outputs=tensors,
+        )
+
+
+def _check_inputs(loaded: LoadedModel, inputs: list[InputTensor]) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for tensor in inputs:
+        if tensor.name in arrays:
+            raise InvalidArgument(f"input '{tensor.name}' is given more than once")
+        arrays[tensor.name] = tensor.data
+    if not loaded.inputs:
+        return arrays
+    for tensor in inputs:
+        spec = loaded.inputs.get(tensor.name)
+        if spec is None:
+            raise InvalidArgument(
+                f"unexpected inference input '{tensor.name}' for model '{loaded.name}'; it "
+                f"expects {', '.join(loaded.inputs)}"
+            )
+        _check_tensor(loaded, spec, tensor)
+    optional = {i.name for i in loaded.config.input if i.optional}
+    missing = [n for n in loaded.inputs if n not in arrays and n not in optional]
+    if missing:
+        raise InvalidArgument(
+            f"model '{loaded.name}' expects input '{missing[0]}', which the request does not have"
+        )
+    return arrays
+
+
+def _check_tensor(loaded: LoadedModel, spec: TensorSpec, tensor: InputTensor) -> None:
+    if tensor.datatype != spec.datatype:
+        raise InvalidArgument(
+            f"input '{tensor.name}' has datatype {tensor.datatype}, but model "
+            f"'{loaded.name}' expects {spec.datatype}"
+        )
+    shape = tensor.shape
+    expected = spec.shape
+    if loaded.max_batch_size > 0:
+        if not shape:
+            raise InvalidArgument(
+                f"input '{tensor.name}' needs a batch dimension (shape [-1, "
+                f"{', '.join(map(str, expected))}])"
+            )
+        if shape[0] > loaded.max_batch_size:
+            raise InvalidArgument(
+                f"input '{tensor.name}' has batch size {shape[0]}, above the maximum of "
+                f"{loaded.max_batch_size} for model '{loaded.name}'"
+            )
+        shape = shape[1:]
+    if len(shape) != len(expected) or any(
+        e != -1 and e != s for e, s in zip(expected, shape, strict=True)
+    ):
+        full = [-1, *expected] if loaded.max_batch_size > 0 else list(expected)
+        raise InvalidArgument(
+            f"input '{tensor.name}' has shape {list(tensor.shape)}, but model '{loaded.name}' "
+            f"expects {full}"
+        )
+
+
+def _schedule_parameters(parameters: dict[str, Parameter]) -> tuple[int, int]:
+    priority = parameters.get("priority", 0)
+    timeout = parameters.get("timeout", 0)
+    for key, value in (("priority", priority), ("timeout", timeout)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgument(f"parameter '{key}' must be a non-negative integer")
+    assert isinstance(priority, int) and isinstance(timeout, int)
+    return priority, timeout

@@ -1,0 +1,217 @@
+"""The one codec of REST inference bodies: JSON, with the binary tensor data extension.
+
+Decoding: the JSON header (the whole body, or its first ``Inference-Header-Content-Length`` bytes) is
+decoded by a msgspec decoder built once; each input's ``data`` becomes an array in C, each binary
+input a zero-copy ``np.frombuffer`` view of the body. Encoding goes the other way: one msgspec encode
+of the header, binary outputs appended as memoryviews of the arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import msgspec
+
+from oipserve.errors import InvalidArgument, Unsupported
+from oipserve.model import Parameter
+from oipserve.protocol.binary import array_from_raw, array_to_raw
+from oipserve.protocol.tensor import array_from_json, array_to_json
+from oipserve.protocol.types import (
+    InferenceRequest,
+    InferenceResponse,
+    InputTensor,
+    RequestedOutput,
+)
+
+Params: TypeAlias = dict[str, str | int | float | bool]
+HEADER_NAME = "inference-header-content-length"
+
+
+class _WireInput(msgspec.Struct, kw_only=True):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: Params | None = None
+    data: Any = None
+
+
+class _WireOutput(msgspec.Struct, kw_only=True):
+    name: str
+    parameters: Params | None = None
+
+
+class _WireRequest(msgspec.Struct, kw_only=True):
+    id: str = ""
+    parameters: Params | None = None
+    inputs: list[_WireInput]
+    outputs: list[_WireOutput] | None = None
+
+
+class _WireOutputTensor(msgspec.Struct, omit_defaults=True):
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, Parameter] | None = None
+    data: Any = None
+
+
+class _WireResponse(msgspec.Struct, omit_defaults=True):
+    model_name: str
+    model_version: str
+    id: str = ""
+    parameters: dict[str, Parameter] | None = None
+    outputs: list[_WireOutputTensor] = []
+
+
+_request_decoder = msgspec.json.Decoder(_WireRequest)
+_encoder = msgspec.json.Encoder()
+
+
+def parse_header_length(value: str | None, body_length: int) -> int | None:
+    """Validate an ``Inference-Header-Content-Length`` value against the body."""
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"Inference-Header-Content-Length must be an integer, got {value!r}"
+        ) from None
+    if length < 0 or length > body_length:
+        raise InvalidArgument(
+            f"inference header size should be in range (0, {body_length}), got: {length}"
+        )
+    if length == 0:
+        raise Unsupported(
+            "raw binary requests (Inference-Header-Content-Length: 0) are not supported; "
+            "send a JSON header describing the input"
+        )
+    return length
+
+
+def decode_infer_request(
+    body: bytes, model_name: str, model_version: str = "", header_length: int | None = None
+) -> InferenceRequest:
+    """Decode a REST inference body into protocol types (every check of §2.5 and §2.6)."""
+    header = body if header_length is None else memoryview(body)[:header_length]
+    try:
+        wire = _request_decoder.decode(header)
+    except msgspec.ValidationError as exc:
+        raise InvalidArgument(f"invalid inference request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        if header_length is None and b'"binary_data_size"' in body:
+            raise InvalidArgument(
+                "the body holds binary tensor data but no Inference-Header-Content-Length "
+                "header says where its JSON part ends"
+            ) from None
+        raise InvalidArgument(f"malformed JSON in request body: {exc}") from None
+    if not wire.inputs:
+        raise InvalidArgument("'inputs' must hold at least one input")
+
+    view = memoryview(body)
+    offset = header_length if header_length is not None else len(body)
+    inputs: list[InputTensor] = []
+    for wire_input in wire.inputs:
+        shape = tuple(wire_input.shape)
+        params = dict(wire_input.parameters) if wire_input.parameters else {}
+        binary_size = params.pop("binary_data_size", None)
+        if binary_size is not None:
+            if wire_input.data is not None:
+                raise InvalidArgument(
+                    f"input '{wire_input.name}' has both 'data' and binary_data_size; "
+                    "send exactly one"
+                )
+            if header_length is None:
+                raise InvalidArgument(
+                    f"input '{wire_input.name}' declares binary_data_size but the request has "
+                    "no Inference-Header-Content-Length header"
+                )
+            if isinstance(binary_size, bool) or not isinstance(binary_size, int):
+                raise InvalidArgument(
+                    f"input '{wire_input.name}': binary_data_size must be an integer"
+                )
+            if binary_size < 0 or offset + binary_size > len(body):
+                raise InvalidArgument(
+                    f"unexpected size for input '{wire_input.name}', expecting {binary_size} "
+                    f"additional bytes for model '{model_name}' but only {len(body) - offset} remain"
+                )
+            chunk = view[offset : offset + binary_size]
+            offset += binary_size
+            array = array_from_raw(wire_input.name, wire_input.datatype, shape, chunk)
+        elif wire_input.data is None:
+            raise InvalidArgument(
+                f"input '{wire_input.name}' has no 'data' (nor binary_data_size)"
+            )
+        else:
+            array = array_from_json(
+                wire_input.name, wire_input.datatype, shape, wire_input.data
+            )
+        inputs.append(InputTensor(wire_input.name, wire_input.datatype, shape, array, params))
+    if offset != len(body):
+        raise InvalidArgument(f"unexpected additional input data for model '{model_name}'")
+
+    outputs = [
+        RequestedOutput(o.name, dict(o.parameters) if o.parameters else {})
+        for o in wire.outputs or ()
+    ]
+    return InferenceRequest(
+        model_name=model_name,
+        model_version=model_version,
+        id=wire.id,
+        parameters=dict(wire.parameters) if wire.parameters else {},
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+def wants_binary(request: InferenceRequest, output_name: str) -> bool:
+    """Per-output ``binary_data`` beats the request-wide ``binary_data_output`` (default JSON)."""
+    for requested in request.outputs:
+        if requested.name == output_name:
+            flag = requested.parameters.get("binary_data")
+            if flag is not None:
+                return bool(flag)
+            break
+    return bool(request.parameters.get("binary_data_output", False))
+
+
+def encode_infer_response(
+    response: InferenceResponse, request: InferenceRequest
+) -> tuple[bytes, list[bytes | memoryview]]:
+    """The JSON header and the binary chunks that follow it (in output order)."""
+    chunks: list[bytes | memoryview] = []
+    wire_outputs: list[_WireOutputTensor] = []
+    for output in response.outputs:
+        params = dict(output.parameters) if output.parameters else None
+        if wants_binary(request, output.name):
+            raw = array_to_raw(output.data)
+            params = params or {}
+            params["binary_data_size"] = len(raw)
+            if len(raw):
+                chunks.append(raw)
+            wire_outputs.append(
+                _WireOutputTensor(output.name, output.datatype, list(output.shape), params)
+            )
+        else:
+            wire_outputs.append(
+                _WireOutputTensor(
+                    output.name,
+                    output.datatype,
+                    list(output.shape),
+                    params,
+                    array_to_json(output.name, output.data),
+                )
+            )
+    wire = _WireResponse(
+        model_name=response.model_name,
+        model_version=response.model_version,
+        id=response.id,
+        parameters=response.parameters or None,
+        outputs=wire_outputs,
+    )
+    return _encoder.encode(wire), chunks
+
+
+def encode(value: Any) -> bytes:
+    """Encode any msgspec-encodable value (metadata, errors, statistics) as JSON."""
+    return _encoder.encode(value)

@@ -1,0 +1,167 @@
+"""Tensor data in JSON (``data``) ↔ numpy arrays, with every check the protocol needs.
+
+Numeric data is converted by one ``np.asarray`` call in C; the element count implied by the shape is
+checked against the data before anything shaped like the request is allocated, so a huge declared
+shape with tiny data costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from oipserve.errors import InvalidArgument
+from oipserve.protocol.datatypes import BFLOAT16, INTEGER_DATATYPES, dtype_of
+
+#: a tensor may not hold more elements than this (2**40: far beyond any body we accept)
+MAX_ELEMENTS = 1 << 40
+_MAX_NESTING = 100
+
+
+def element_count(name: str, shape: tuple[int, ...] | list[int]) -> int:
+    """Product of ``shape``, refusing negative dims and absurd sizes."""
+    count = 1
+    for dim in shape:
+        if dim < 0:
+            raise InvalidArgument(f"input '{name}': shape {list(shape)} has a negative dimension")
+        count *= dim
+    if count > MAX_ELEMENTS:
+        raise InvalidArgument(f"input '{name}': shape {list(shape)} is too large")
+    return count
+
+
+def _leaf_count(data: Any, depth: int = 0) -> int:
+    if depth > _MAX_NESTING:
+        raise InvalidArgument(f"'data' is nested deeper than {_MAX_NESTING} levels")
+    if isinstance(data, list):
+        return sum(_leaf_count(item, depth + 1) for item in data)
+    return 1
+
+
+def _flatten(data: list[Any], out: list[Any], depth: int = 0) -> None:
+    if depth > _MAX_NESTING:
+        raise InvalidArgument(f"'data' is nested deeper than {_MAX_NESTING} levels")
+    for item in data:
+        if isinstance(item, list):
+            _flatten(item, out, depth + 1)
+        else:
+            out.append(item)
+
+
+def _count_mismatch(name: str, shape: tuple[int, ...], expected: int, got: int) -> InvalidArgument:
+    return InvalidArgument(
+        f"input '{name}': shape {list(shape)} needs {expected} elements but 'data' holds {got}"
+    )
+
+
+def array_from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> np.ndarray:
+    """Turn a JSON ``data`` value (flat or nested list) into an array of ``shape``."""
+    dtype = dtype_of(datatype)
+    expected = element_count(name, shape)
+    if not isinstance(data, list):
+        data = [data]
+    if len(data) > expected:
+        # nested lists hold at least one leaf per item: too many already
+        raise _count_mismatch(name, shape, expected, _leaf_count(data))
+    if datatype == "BYTES":
+        return _bytes_from_json(name, shape, expected, data)
+    if expected == 0:
+        if _leaf_count(data) != 0:
+            raise _count_mismatch(name, shape, expected, _leaf_count(data))
+        return np.empty(shape, dtype=dtype)
+    try:
+        array = np.asarray(data)
+    except (ValueError, OverflowError):
+        # ragged nesting (or an integer beyond 64 bits)
+        flat: list[Any] = []
+        _flatten(data, flat)
+        if len(flat) != expected:
+            raise _count_mismatch(name, shape, expected, len(flat)) from None
+        try:
+            array = np.asarray(flat)
+        except OverflowError:
+            raise _type_error(name, datatype, "an integer out of range") from None
+    if array.size != expected:
+        raise _count_mismatch(name, shape, expected, array.size)
+    return _coerce(name, datatype, array, dtype).reshape(shape)
+
+
+def _type_error(name: str, datatype: str, what: str) -> InvalidArgument:
+    return InvalidArgument(f"input '{name}': datatype {datatype} cannot hold {what}")
+
+
+def _coerce(name: str, datatype: str, array: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    kind = array.dtype.kind
+    if datatype == "BOOL":
+        if kind != "b":
+            raise _type_error(name, datatype, _describe(kind))
+        return array
+    if kind not in "iuf":
+        raise _type_error(name, datatype, _describe(kind))
+    if datatype in INTEGER_DATATYPES:
+        if kind == "f":
+            raise _type_error(name, datatype, "non-integer numbers")
+        info = np.iinfo(dtype)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise _type_error(name, datatype, f"the value {bad} (range {info.min}..{info.max})")
+        return array.astype(dtype, copy=False)
+    if dtype == BFLOAT16:
+        return array.astype(np.float32).astype(BFLOAT16)
+    return array.astype(dtype, copy=False)
+
+
+def _describe(kind: str) -> str:
+    return {
+        "b": "booleans",
+        "U": "strings",
+        "S": "strings",
+        "O": "mixed or non-numeric values",
+        "f": "non-integer numbers",
+        "i": "integers",
+        "u": "integers",
+    }.get(kind, "these values")
+
+
+def _bytes_from_json(name: str, shape: tuple[int, ...], expected: int, data: list[Any]) -> np.ndarray:
+    flat: list[Any] = []
+    _flatten(data, flat)
+    if len(flat) != expected:
+        raise _count_mismatch(name, shape, expected, len(flat))
+    array = np.empty(expected, dtype=object)
+    for i, item in enumerate(flat):
+        if isinstance(item, str):
+            array[i] = item.encode()
+        else:
+            raise _type_error(name, "BYTES", f"{type(item).__name__} values (strings expected)")
+    return array.reshape(shape)
+
+
+def array_to_json(name: str, array: np.ndarray) -> list[Any] | msgspec.Raw:
+    """A flat JSON-able list of the array's elements (row-major), as Triton emits."""
+    kind = array.dtype.kind
+    if kind in "OSU":
+        out: list[Any] = []
+        for item in array.ravel():
+            if isinstance(item, bytes | bytearray | memoryview):
+                try:
+                    out.append(bytes(item).decode())
+                except UnicodeDecodeError:
+                    raise InvalidArgument(
+                        f"output '{name}' holds bytes that are not UTF-8; request it as binary "
+                        "data (binary_data: true)"
+                    ) from None
+            else:
+                out.append(str(item))
+        return out
+    if array.dtype == BFLOAT16 or array.dtype.itemsize == 2 and kind == "f":
+        array = array.astype(np.float32)
+    flat: list[Any] = array.ravel().tolist()
+    if kind == "f" and not np.isfinite(array).all():
+        # msgspec would write null; write the bare NaN / Infinity tokens Triton writes
+        return msgspec.Raw(json.dumps(flat).encode())
+    return flat

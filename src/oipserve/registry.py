@@ -1,0 +1,292 @@
+"""Model lifecycle: which (model, version) is READY, and serialized load / unload.
+
+Each model name has a lock: loads and unloads of one model never overlap. A reload brings the new
+versions up beside the old ones and switches over only when they are READY, so requests in flight
+(and arriving meanwhile) keep being served; a failed reload leaves the old versions serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from oipserve.errors import InvalidArgument, ModelLoadError, ModelNotFound, OIPServeError, Unavailable
+from oipserve.execution.executor import Executor, ModelRunner
+from oipserve.model import LoadContext, Model, Signature, TensorSpec
+from oipserve.protocol.datatypes import CONFIG_NAMES
+from oipserve.protocol.types import ModelMetadata, TensorMetadata
+from oipserve.repository import layout
+from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput
+from oipserve.runtimes import instantiate
+from oipserve.scheduling.batcher import BatchPolicy, Scheduler
+from oipserve.scheduling.statistics import ModelStatistics
+
+logger = logging.getLogger("oipserve.registry")
+
+
+class ModelState(enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    LOADING = "LOADING"
+    READY = "READY"
+    UNAVAILABLE = "UNAVAILABLE"
+    UNLOADING = "UNLOADING"
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    """A READY model version and everything the dataplane needs to serve it."""
+
+    name: str
+    version: str
+    backend: str
+    config: ModelConfig
+    """The effective config: the folder's, completed with what the model file says."""
+    model: Model
+    scheduler: Scheduler
+    statistics: ModelStatistics
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    """Classification labels per output (from ``label_filename``)."""
+
+    @property
+    def max_batch_size(self) -> int:
+        return self.config.max_batch_size
+
+    def metadata(self, versions: list[str]) -> ModelMetadata:
+        lead = [-1] if self.max_batch_size > 0 else []
+        return ModelMetadata(
+            name=self.name,
+            versions=versions,
+            platform=self.config.platform or self.config.backend or self.backend,
+            inputs=[
+                TensorMetadata(s.name, s.datatype, [*lead, *s.shape]) for s in self.inputs.values()
+            ],
+            outputs=[
+                TensorMetadata(s.name, s.datatype, [*lead, *s.shape])
+                for s in self.outputs.values()
+            ],
+        )
+
+
+@dataclass(slots=True)
+class IndexEntry:
+    name: str
+    version: str = ""
+    state: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class _Status:
+    state: ModelState
+    reason: str = ""
+
+
+class Registry:
+    def __init__(self, root: Path, executor: Executor) -> None:
+        self.root = root
+        self._executor = executor
+        self._ready: dict[str, dict[str, LoadedModel]] = {}
+        self._status: dict[str, dict[str, _Status]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def get(self, name: str, version: str = "") -> LoadedModel:
+        """The READY version asked for, or the highest READY one when ``version`` is empty."""
+        ready = self._ready.get(name, {})
+        if version:
+            if version in ready:
+                return ready[version]
+            status = self._status.get(name, {}).get(version)
+            if status is not None and status.state is not ModelState.UNKNOWN:
+                raise Unavailable(
+                    f"model '{name}' version {version} is not ready ({status.state.value}"
+                    + (f": {status.reason})" if status.reason else ")")
+                )
+            raise ModelNotFound(name, version)
+        if not ready:
+            if name in self._status:
+                raise ModelNotFound(name, detail="has no available versions")
+            raise ModelNotFound(name)
+        return ready[max(ready, key=int)]
+
+    def ready_versions(self, name: str) -> list[str]:
+        return sorted(self._ready.get(name, {}), key=int)
+
+    def loaded(self) -> Iterator[LoadedModel]:
+        for name in sorted(self._ready):
+            versions = self._ready[name]
+            for version in sorted(versions, key=int):
+                yield versions[version]
+
+    def is_ready(self, name: str, version: str = "") -> bool:
+        """Readiness of a known model; :class:`ModelNotFound` for an unknown one."""
+        try:
+            self.get(name, version)
+        except Unavailable:
+            return False
+        except ModelNotFound:
+            if name in self._status and (not version or version in self._status[name]):
+                return False
+            raise
+        return True
+
+    def index(self) -> list[IndexEntry]:
+        """Every model folder and every version with a state (Triton's repository index)."""
+        names = set(self._status)
+        if self.root.is_dir():
+            names.update(layout.list_model_names(self.root))
+        entries: list[IndexEntry] = []
+        for name in sorted(names):
+            statuses = self._status.get(name, {})
+            if not statuses:
+                entries.append(IndexEntry(name))
+            for version in sorted(statuses, key=int):
+                status = statuses[version]
+                entries.append(IndexEntry(name, version, status.state.value, status.reason))
+        return entries
+
+    def failures(self) -> dict[str, str]:
+        """``name/version`` → reason, for every version that failed to load."""
+        return {
+            f"{name}/{version}": status.reason
+            for name, statuses in self._status.items()
+            for version, status in statuses.items()
+            if status.state is ModelState.UNAVAILABLE and status.reason
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def load(self, name: str, override: ModelConfig | None = None) -> None:
+        """(Re)load every version of ``name`` its version policy selects."""
+        async with self._lock(name):
+            source = layout.read_model(self.root, name, override)
+            versions = layout.select_versions(source)
+            if not versions:
+                raise InvalidArgument(f"model '{name}': its version_policy selects no version")
+            statuses = self._status.setdefault(name, {})
+            old = dict(self._ready.get(name, {}))
+            fresh: dict[str, LoadedModel] = {}
+            errors: list[str] = []
+            for version in versions:
+                if version not in old:
+                    statuses[version] = _Status(ModelState.LOADING)
+                try:
+                    fresh[version] = await self._load_version(source, version)
+                except Exception as exc:
+                    reason = str(exc) if isinstance(exc, OIPServeError) else f"{type(exc).__name__}: {exc}"
+                    errors.append(f"version {version}: {reason}")
+                    logger.error("model '%s' version %s failed to load: %s", name, version, reason)
+                    if version not in old:
+                        statuses[version] = _Status(ModelState.UNAVAILABLE, reason)
+            if errors and old:
+                # keep the old versions serving; drop what did load of the new ones
+                for loaded in fresh.values():
+                    await self._retire(loaded)
+                raise ModelLoadError(f"failed to load '{name}': {'; '.join(errors)}")
+            self._ready[name] = fresh
+            for version, loaded in fresh.items():
+                statuses[version] = _Status(ModelState.READY)
+                logger.info("model '%s' version %s is READY (%s)", name, version, loaded.backend)
+            for version, loaded in old.items():
+                if fresh.get(version) is not loaded:
+                    await self._retire(loaded)
+                if version not in fresh:
+                    statuses[version] = _Status(ModelState.UNAVAILABLE, "unloaded")
+            if errors:
+                raise ModelLoadError(f"failed to load '{name}': {'; '.join(errors)}")
+
+    async def unload(self, name: str) -> None:
+        """Unload every version of ``name``; a harmless no-op when nothing is loaded."""
+        async with self._lock(name):
+            loaded = self._ready.pop(name, {})
+            statuses = self._status.get(name, {})
+            for version, model in loaded.items():
+                statuses[version] = _Status(ModelState.UNLOADING)
+                await self._retire(model)
+                statuses[version] = _Status(ModelState.UNAVAILABLE, "unloaded")
+
+    async def close(self) -> None:
+        for name in list(self._ready):
+            await self.unload(name)
+
+    async def _retire(self, loaded: LoadedModel) -> None:
+        await loaded.scheduler.close()
+        try:
+            await self._executor.call(loaded.model.unload)
+        except Exception:
+            logger.exception("model '%s' version %s raised in unload()", loaded.name, loaded.version)
+
+    async def _load_version(self, source: layout.ModelSource, version: str) -> LoadedModel:
+        folder = source.version_folder(version)
+        backend, model_file = layout.guess_backend(source, folder)
+        ctx = LoadContext(source.name, version, folder, source.config, model_file)
+        model = await self._executor.call(instantiate, backend, ctx)
+        await self._executor.call(model.load, ctx)
+        config = _complete_config(source.name, backend, source.config, model.signature())
+        inputs = {spec.name: spec for spec in config.input_specs()}
+        outputs = {spec.name: spec for spec in config.output_specs()}
+        labels = {
+            out.name: _read_labels(source.path, folder, out.label_filename)
+            for out in config.output
+            if out.label_filename
+        }
+        statistics = ModelStatistics()
+        runner = ModelRunner(source.name, model, self._executor)
+        scheduler = Scheduler(
+            source.name, runner.infer, BatchPolicy.from_config(config), statistics=statistics
+        )
+        return LoadedModel(
+            name=source.name,
+            version=version,
+            backend=backend,
+            config=config,
+            model=model,
+            scheduler=scheduler,
+            statistics=statistics,
+            inputs=inputs,
+            outputs=outputs,
+            labels=labels,
+        )
+
+
+def _complete_config(
+    name: str, backend: str, config: ModelConfig, signature: Signature | None
+) -> ModelConfig:
+    """Fill the config's gaps from what the model file says (config wins where it speaks)."""
+    updates: dict[str, object] = {"name": name, "backend": config.backend or backend}
+    if signature is not None:
+        if not config.input and signature.inputs:
+            updates["input"] = [
+                ModelInput(s.name, CONFIG_NAMES[s.datatype], list(s.shape)) for s in signature.inputs
+            ]
+        if not config.output and signature.outputs:
+            updates["output"] = [
+                ModelOutput(s.name, CONFIG_NAMES[s.datatype], list(s.shape))
+                for s in signature.outputs
+            ]
+        if not config.platform and signature.platform:
+            updates["platform"] = signature.platform
+    return msgspec.structs.replace(config, **updates).with_normalized_types()
+
+
+def _read_labels(model_folder: Path, version_folder: Path, filename: str) -> list[str]:
+    for folder in (version_folder, model_folder):
+        path = folder / filename
+        if path.is_file():
+            return path.read_text(encoding="utf-8").splitlines()
+    raise ModelLoadError(f"label file '{filename}' not found in {version_folder} or {model_folder}")
+
+

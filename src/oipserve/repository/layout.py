@@ -1,0 +1,156 @@
+"""Reading a model repository folder: models, versions, configuration and the runtime guess.
+
+```
+models/
+  iris/               a model folder; its name is the model name
+    model.toml        optional: Triton's ModelConfig as TOML
+    1/model.joblib    numeric version folders; none means version 1 = the model folder itself
+```
+Without ``backend`` in the config, the runtime is guessed from the one file named ``model.*`` in
+the version folder (then the model folder). Other files are never guessed at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oipserve.errors import InvalidArgument, ModelNotFound
+from oipserve.repository import config as config_module
+from oipserve.repository.config import ModelConfig
+
+CONFIG_FILE = "model.toml"
+
+#: model file extension → backend name
+BACKEND_BY_EXTENSION: dict[str, str] = {
+    ".joblib": "sklearn",
+    ".pkl": "sklearn",
+    ".ubj": "xgboost",
+    ".bst": "xgboost",
+    ".json": "xgboost",
+    ".txt": "lightgbm",
+    ".onnx": "onnxruntime",
+    ".pt": "pytorch",
+    ".pt2": "pytorch",
+    ".py": "python",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """One model folder as read from disk."""
+
+    name: str
+    path: Path
+    config: ModelConfig
+    versions: dict[str, Path] = field(default_factory=dict)
+    """Every version found, ``"1"`` → folder, in ascending numeric order."""
+
+    def version_folder(self, version: str) -> Path:
+        return self.versions[version]
+
+
+def validate_name(root: Path, name: str) -> Path:
+    """The folder of model ``name`` inside ``root``, refusing names that escape it."""
+    if not name or name in {".", ".."} or "/" in name or "\\" in name or "\x00" in name:
+        raise InvalidArgument(f"invalid model name {name!r}")
+    folder = (root / name).resolve()
+    if folder.parent != root.resolve():
+        raise InvalidArgument(f"invalid model name {name!r}: it escapes the model repository")
+    return folder
+
+
+def list_model_names(root: Path) -> list[str]:
+    """Names of the model folders in the repository, sorted."""
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir() and not entry.name.startswith((".", "_"))
+    )
+
+
+def read_model(root: Path, name: str, override: ModelConfig | None = None) -> ModelSource:
+    """Read model ``name``: its config (or ``override``) and its version folders."""
+    folder = validate_name(root, name)
+    if not folder.is_dir():
+        raise ModelNotFound(name, detail="is not in the model repository")
+    if override is not None:
+        config = override
+    elif (folder / CONFIG_FILE).is_file():
+        config = config_module.load_file(folder / CONFIG_FILE)
+    else:
+        config = ModelConfig()
+    if config.name and config.name != name:
+        raise InvalidArgument(
+            f"{name}/{CONFIG_FILE} names the model '{config.name}'; it must match the folder name"
+        )
+    numeric = sorted(
+        (entry for entry in folder.iterdir() if entry.is_dir() and entry.name.isdigit()),
+        key=lambda entry: int(entry.name),
+    )
+    versions = {str(int(entry.name)): entry for entry in numeric} if numeric else {"1": folder}
+    return ModelSource(name=name, path=folder, config=config, versions=versions)
+
+
+def model_files(folder: Path) -> list[Path]:
+    return sorted(
+        entry
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.stem == "model" and entry.suffix in BACKEND_BY_EXTENSION
+    )
+
+
+def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path | None]:
+    """The backend to use and the model file it should read (``None``: none was found)."""
+    folders = (version_folder, source.path)
+    explicit = source.config.backend or _backend_from_platform(source.config.platform)
+    if explicit:
+        for folder in folders:
+            if source.config.default_model_filename:
+                named = folder / source.config.default_model_filename
+                if named.exists():
+                    return explicit, named
+            matching = [f for f in model_files(folder) if BACKEND_BY_EXTENSION[f.suffix] == explicit]
+            if matching:
+                return explicit, matching[0]
+        return explicit, None
+    for folder in folders:
+        files = model_files(folder)
+        if len(files) == 1:
+            return BACKEND_BY_EXTENSION[files[0].suffix], files[0]
+        if len(files) > 1:
+            names = ", ".join(f.name for f in files)
+            raise InvalidArgument(
+                f"model '{source.name}' is ambiguous: {folder} holds {names}; set "
+                f'backend = "..." in {source.name}/{CONFIG_FILE} or keep one model file'
+            )
+    raise InvalidArgument(
+        f"model '{source.name}' has no model file: expected one of "
+        f"{', '.join('model' + ext for ext in BACKEND_BY_EXTENSION)} in {version_folder}, "
+        f'or backend = "..." in {source.name}/{CONFIG_FILE}'
+    )
+
+
+_PLATFORMS = {
+    "onnxruntime_onnx": "onnxruntime",
+    "pytorch_libtorch": "pytorch",
+    "pytorch_torchscript": "pytorch",
+}
+
+
+def _backend_from_platform(platform: str) -> str:
+    return _PLATFORMS.get(platform, "")
+
+
+def select_versions(source: ModelSource) -> list[str]:
+    """The versions to serve under the config's ``version_policy`` (default: latest 1)."""
+    available = list(source.versions)
+    policy = source.config.version_policy
+    if policy is None or (policy.all is None and policy.specific is None):
+        count = policy.latest.num_versions if policy and policy.latest else 1
+        return available[-max(count, 1) :]
+    if policy.all is not None:
+        return available
+    assert policy.specific is not None
+    wanted = {str(v) for v in policy.specific.versions}
+    return [v for v in available if v in wanted]

@@ -1,0 +1,104 @@
+"""Base of the framework runtimes: one concatenated batch in, split results out.
+
+A framework runtime implements :meth:`BatchedModel.predict` on a single dict of arrays whose first
+dimension is the batch. :meth:`BatchedModel.infer` takes the list of requests the scheduler hands
+over, concatenates those whose non-batch dimensions agree along dim 0, calls ``predict`` once per
+group with the union of the outputs they asked for, splits the results back by each request's batch
+size and keeps, per request, only the outputs it asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+from oipserve.errors import InternalError, InvalidArgument
+from oipserve.model import InferRequest, InferResponse, InferResult, Model, select_outputs
+
+
+def batch_key(request: InferRequest) -> Hashable:
+    """Requests with equal keys can be concatenated along dim 0."""
+    return tuple(
+        (name, array.dtype.str, array.shape[1:]) for name, array in sorted(request.inputs.items())
+    )
+
+
+def batch_size(request: InferRequest) -> int:
+    """The leading dimension shared by a request's inputs (1 for rank-0 inputs)."""
+    for array in request.inputs.values():
+        return int(array.shape[0]) if array.ndim else 1
+    return 1
+
+
+class BatchedModel(Model):
+    """A model whose ``predict`` takes one concatenated batch."""
+
+    default_outputs: tuple[str, ...] = ()
+    """What ``predict`` returns when asked for no output by name."""
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        """Run the model on a batch.
+
+        Must return every output named in ``outputs``, and :attr:`default_outputs` when
+        ``outputs`` is empty.
+        """
+        raise NotImplementedError
+
+    def _union_of_outputs(self, requests: list[InferRequest]) -> tuple[str, ...]:
+        names: dict[str, None] = {}
+        if any(not r.outputs for r in requests):
+            names.update(dict.fromkeys(self.default_outputs))
+        for r in requests:
+            names.update(dict.fromkeys(r.outputs))
+        return tuple(names)
+
+    def infer(self, requests: list[InferRequest]) -> Sequence[InferResult]:
+        results: list[InferResult | None] = [None] * len(requests)
+        groups: dict[Hashable, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(batch_key(request), []).append(index)
+        for indices in groups.values():
+            members = [requests[i] for i in indices]
+            try:
+                group_results = self._run_group(members)
+            except Exception as exc:
+                group_results = [exc] * len(members)
+            for i, result in zip(indices, group_results, strict=True):
+                results[i] = result
+        return [r if r is not None else InternalError("no result") for r in results]
+
+    def _run_group(self, requests: list[InferRequest]) -> list[InferResult]:
+        if len(requests) == 1:
+            request = requests[0]
+            outputs = self.predict(request.inputs, request.outputs)
+            return [InferResponse(select_outputs(request, outputs))]
+        wanted = self._union_of_outputs(requests)
+        names = list(requests[0].inputs)
+        inputs = {name: np.concatenate([r.inputs[name] for r in requests]) for name in names}
+        outputs = self.predict(inputs, wanted)
+        sizes = [batch_size(r) for r in requests]
+        total = sum(sizes)
+        bounds = np.cumsum(sizes)[:-1]
+        split: dict[str, list[np.ndarray]] = {}
+        for name, array in outputs.items():
+            if array.ndim == 0 or array.shape[0] != total:
+                raise InternalError(
+                    f"output '{name}' has shape {list(array.shape)}, expected a first "
+                    f"dimension of {total} (the batch)"
+                )
+            split[name] = np.split(array, bounds)
+        return [
+            InferResponse(select_outputs(request, {k: v[i] for k, v in split.items()}))
+            for i, request in enumerate(requests)
+        ]
+
+
+def require_inputs(inputs: dict[str, np.ndarray], *names: str) -> list[np.ndarray]:
+    """The named inputs, or :class:`InvalidArgument` naming the missing one."""
+    try:
+        return [inputs[name] for name in names]
+    except KeyError as exc:
+        raise InvalidArgument(f"missing input {exc.args[0]!r}") from None

@@ -1,0 +1,97 @@
+"""scikit-learn runtime: ``model.joblib`` or ``model.pkl``.
+
+Default input ``input-0`` (FP64 unless the config says otherwise, ``n_features_in_`` columns);
+output ``predict``, and ``predict_proba`` for classifiers when requested by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oipserve.errors import InvalidArgument, ModelLoadError
+from oipserve.model import LoadContext, Signature, TensorSpec
+from oipserve.protocol.datatypes import datatype_of
+from oipserve.runtimes import import_framework
+from oipserve.runtimes.base import BatchedModel
+
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+
+
+class SKLearnModel(BatchedModel):
+    default_outputs = (PREDICT,)
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._input_name = "input-0"
+        self._features: int | None = None
+        self._signature: Signature | None = None
+
+    def load(self, ctx: LoadContext) -> None:
+        if ctx.model_file is None:
+            raise ModelLoadError(f"model '{ctx.name}' has no model.joblib or model.pkl")
+        self._model = _read(ctx.model_file)
+        if not hasattr(self._model, "predict"):
+            raise ModelLoadError(f"{ctx.model_file.name} holds a {type(self._model).__name__}, "
+                                 "which has no predict()")
+        declared = ctx.config.input_specs()
+        if declared:
+            self._input_name = declared[0].name
+        features = getattr(self._model, "n_features_in_", None)
+        self._features = int(features) if features is not None else None
+        self._signature = self._describe()
+
+    def _describe(self) -> Signature:
+        outputs = [TensorSpec(PREDICT, self._predict_datatype(), ())]
+        if hasattr(self._model, "predict_proba"):
+            classes = getattr(self._model, "classes_", None)
+            width = len(classes) if classes is not None else -1
+            outputs.append(TensorSpec(PREDICT_PROBA, "FP64", (width,)))
+        inputs = (TensorSpec(self._input_name, "FP64", (self._features or -1,)),)
+        return Signature(inputs=inputs, outputs=tuple(outputs), platform="sklearn")
+
+    def _predict_datatype(self) -> str:
+        classes = getattr(self._model, "classes_", None)
+        if classes is not None:
+            return datatype_of(np.asarray(classes))
+        return "FP64"
+
+    def signature(self) -> Signature | None:
+        return self._signature
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        if len(inputs) != 1:
+            raise InvalidArgument(
+                f"scikit-learn models take one input ('{self._input_name}'), got {len(inputs)}"
+            )
+        (features,) = inputs.values()
+        if features.ndim == 1:
+            features = features.reshape(1, -1)
+        if self._features is not None and features.shape[-1] != self._features:
+            raise InvalidArgument(
+                f"expected {self._features} features per row, got {features.shape[-1]}"
+            )
+        wanted = outputs or self.default_outputs
+        result: dict[str, np.ndarray] = {}
+        for name in wanted:
+            if name == PREDICT:
+                result[name] = np.asarray(self._model.predict(features))
+            elif name == PREDICT_PROBA and hasattr(self._model, "predict_proba"):
+                result[name] = np.asarray(self._model.predict_proba(features))
+            else:
+                raise InvalidArgument(f"unknown output '{name}' for a scikit-learn model")
+        return result
+
+
+def _read(path: Path) -> Any:
+    joblib: Any = import_framework("joblib", "sklearn")
+    import_framework("sklearn", "sklearn")
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,189 @@
+"""Per-model-version counters for Triton's statistics extension (PROTOCOL.md §3.3).
+
+One :class:`ModelStatistics` per loaded model version. Every method is called from the event loop
+only, so plain integer attributes suffice (no locks).
+
+Who records what:
+
+* the scheduler, per request that succeeds: ``success`` (submit → result), ``queue`` (submit →
+  dispatch), ``compute_infer`` (the whole batch's execute time, as Triton attributes it to each
+  request of the batch) and ``inference_count`` (+ the request's batch elements); per request that
+  fails (model error, queue full, deadline passed, shut down): ``fail``; per execution:
+  ``execution_count`` and ``batch_stats`` for the executed batch size (in elements);
+* the dataplane, per request: :meth:`ModelStatistics.record_compute_input` (decode time) and
+  :meth:`ModelStatistics.record_compute_output` (encode time); a response cache, once there is one:
+  :meth:`record_cache_hit` / :meth:`record_cache_miss`.
+
+A request whose client went away while it was queued is counted nowhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _pair(count: int, ns: int) -> dict[str, int]:
+    return {"count": count, "ns": ns}
+
+
+class _BatchStats:
+    __slots__ = ("count", "infer_ns", "input_ns", "output_ns")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.input_ns = 0
+        self.infer_ns = 0
+        self.output_ns = 0
+
+
+class ModelStatistics:
+    """Cumulative statistics of one model version."""
+
+    __slots__ = (
+        "_batches",
+        "_wall_ms",
+        "cache_hit_count",
+        "cache_hit_ns",
+        "cache_miss_count",
+        "cache_miss_ns",
+        "compute_infer_count",
+        "compute_infer_ns",
+        "compute_input_count",
+        "compute_input_ns",
+        "compute_output_count",
+        "compute_output_ns",
+        "execution_count",
+        "fail_count",
+        "fail_ns",
+        "inference_count",
+        "last_inference",
+        "queue_count",
+        "queue_ns",
+        "success_count",
+        "success_ns",
+    )
+
+    def __init__(self, *, wall_clock_ms: Callable[[], int] = _wall_ms) -> None:
+        self._wall_ms = wall_clock_ms
+        self._batches: dict[int, _BatchStats] = {}
+        self.last_inference = 0
+        """Milliseconds since the epoch of the latest finished request (0 if none)."""
+        self.inference_count = 0
+        self.execution_count = 0
+        self.success_count = 0
+        self.success_ns = 0
+        self.fail_count = 0
+        self.fail_ns = 0
+        self.queue_count = 0
+        self.queue_ns = 0
+        self.compute_input_count = 0
+        self.compute_input_ns = 0
+        self.compute_infer_count = 0
+        self.compute_infer_ns = 0
+        self.compute_output_count = 0
+        self.compute_output_ns = 0
+        self.cache_hit_count = 0
+        self.cache_hit_ns = 0
+        self.cache_miss_count = 0
+        self.cache_miss_ns = 0
+
+    # -- the scheduler ------------------------------------------------------------------------
+
+    def record_success(
+        self, *, elements: int, request_ns: int, queue_ns: int, compute_infer_ns: int
+    ) -> None:
+        """One request answered: ``elements`` batch elements, its times in nanoseconds."""
+        self.last_inference = self._wall_ms()
+        self.inference_count += elements
+        self.success_count += 1
+        self.success_ns += request_ns
+        self.queue_count += 1
+        self.queue_ns += queue_ns
+        self.compute_infer_count += 1
+        self.compute_infer_ns += compute_infer_ns
+
+    def record_failure(self, request_ns: int) -> None:
+        """One request failed after ``request_ns`` nanoseconds in the server."""
+        self.last_inference = self._wall_ms()
+        self.fail_count += 1
+        self.fail_ns += request_ns
+
+    def record_execution(
+        self,
+        batch_size: int,
+        compute_infer_ns: int,
+        *,
+        compute_input_ns: int = 0,
+        compute_output_ns: int = 0,
+    ) -> None:
+        """One model execution of ``batch_size`` elements that returned its results."""
+        self.execution_count += 1
+        stats = self._batches.get(batch_size)
+        if stats is None:
+            stats = self._batches[batch_size] = _BatchStats()
+        stats.count += 1
+        stats.input_ns += compute_input_ns
+        stats.infer_ns += compute_infer_ns
+        stats.output_ns += compute_output_ns
+
+    # -- the dataplane ------------------------------------------------------------------------
+
+    def record_compute_input(self, ns: int) -> None:
+        """Time spent turning one request's wire tensors into arrays."""
+        self.compute_input_count += 1
+        self.compute_input_ns += ns
+
+    def record_compute_output(self, ns: int) -> None:
+        """Time spent turning one response's arrays into wire tensors."""
+        self.compute_output_count += 1
+        self.compute_output_ns += ns
+
+    def record_cache_hit(self, ns: int) -> None:
+        self.cache_hit_count += 1
+        self.cache_hit_ns += ns
+
+    def record_cache_miss(self, ns: int) -> None:
+        self.cache_miss_count += 1
+        self.cache_miss_ns += ns
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def snapshot(self, name: str, version: str) -> dict[str, Any]:
+        """One ``model_stats`` entry, exactly as PROTOCOL.md §3.3 shows it."""
+        return {
+            "name": name,
+            "version": str(version),
+            "last_inference": self.last_inference,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {
+                "success": _pair(self.success_count, self.success_ns),
+                "fail": _pair(self.fail_count, self.fail_ns),
+                "queue": _pair(self.queue_count, self.queue_ns),
+                "compute_input": _pair(self.compute_input_count, self.compute_input_ns),
+                "compute_infer": _pair(self.compute_infer_count, self.compute_infer_ns),
+                "compute_output": _pair(self.compute_output_count, self.compute_output_ns),
+                "cache_hit": _pair(self.cache_hit_count, self.cache_hit_ns),
+                "cache_miss": _pair(self.cache_miss_count, self.cache_miss_ns),
+            },
+            "response_stats": {},
+            "batch_stats": [
+                {
+                    "batch_size": size,
+                    "compute_input": _pair(stats.count, stats.input_ns),
+                    "compute_infer": _pair(stats.count, stats.infer_ns),
+                    "compute_output": _pair(stats.count, stats.output_ns),
+                }
+                for size, stats in sorted(self._batches.items())
+            ],
+            "memory_usage": [],
+        }
+
+
+__all__ = ["ModelStatistics"]

@@ -1,0 +1,124 @@
+"""Builds everything from :class:`Settings` and runs it: start-up, serving, graceful shutdown.
+
+REST (uvicorn with uvloop and httptools) and gRPC (grpc.aio) share one event loop. SIGINT and
+SIGTERM stop both listeners, let requests in flight finish, then unload the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from oipserve.dataplane import DataPlane
+from oipserve.execution.executor import Executor
+from oipserve.registry import Registry
+from oipserve.repository import layout
+from oipserve.settings import Settings
+from oipserve.transport.http.app import HTTPApp
+
+logger = logging.getLogger("oipserve")
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn without its own signal handling: :class:`Server` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.executor = Executor(max_workers=settings.model_threads)
+        self.registry = Registry(settings.model_repository, self.executor)
+        self.dataplane = DataPlane(self.registry, server_name=settings.server_name)
+        self.dataplane.strict_readiness = settings.strict_readiness
+        self.http_app = HTTPApp(self.dataplane, settings.http_max_request_bytes)
+        self._stop = asyncio.Event()
+        self._http: _UvicornServer | None = None
+
+    def stop(self) -> None:
+        """Ask a running server to shut down (safe to call from a signal handler)."""
+        self._stop.set()
+
+    async def load_startup_models(self) -> None:
+        root = self.settings.model_repository
+        if not root.is_dir():
+            raise SystemExit(f"model repository {root} is not a folder")
+        names = list(self.settings.load_models)
+        if not names or "*" in names:
+            names = layout.list_model_names(root)
+        for name in names:
+            try:
+                await self.registry.load(name)
+            except Exception as exc:
+                logger.error("model '%s' failed to load: %s", name, exc)
+        self.dataplane.startup_failures = self.registry.failures()
+        for name in names:
+            if not self.registry.ready_versions(name) and not any(
+                key.startswith(f"{name}/") for key in self.dataplane.startup_failures
+            ):
+                self.dataplane.startup_failures[f"{name}/-"] = "no version could be loaded"
+        self.dataplane.started = True
+
+    async def serve(self) -> None:
+        """Run until :meth:`stop` (or SIGINT / SIGTERM)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        config = uvicorn.Config(
+            self.http_app,
+            host=self.settings.host,
+            port=self.settings.http_port,
+            loop="none",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level=self.settings.log_level,
+            timeout_keep_alive=30,
+        )
+        self._http = _UvicornServer(config)
+        http_task = asyncio.create_task(self._http.serve(), name="oipserve-http")
+        # listen first, so health probes answer (not ready) while models load
+        while not self._http.started and not http_task.done():
+            await asyncio.sleep(0.01)
+        if http_task.done():
+            await http_task
+            raise SystemExit(f"could not listen on {self.settings.host}:{self.settings.http_port}")
+        await self.load_startup_models()
+        self._log_ready()
+        stop_task = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        logger.info("shutting down")
+        self._http.should_exit = True
+        await http_task
+        stop_task.cancel()
+        await self.registry.close()
+        self.executor.shutdown()
+        logger.info("stopped")
+
+    def _log_ready(self) -> None:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        loaded = [f"{m.name} (v{m.version}, {m.backend})" for m in self.registry.loaded()]
+        logger.info("models ready: %s", ", ".join(loaded) or "none")
+        for key, reason in self.dataplane.startup_failures.items():
+            logger.error("model %s is not ready: %s", key, reason)
+        logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
+
+
+def run(settings: Settings) -> None:
+    """Serve until interrupted (the ``oipserve serve`` command)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        asyncio.run(Server(settings).serve())
+    else:
+        uvloop.run(Server(settings).serve())

@@ -1,0 +1,35 @@
+"""Server settings: one inert value, built by the CLI (flags = ``OIPSERVE_*`` env vars) or by code.
+
+Nothing is read at import time; ``Settings(...)`` is all a test needs to build a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    model_repository: Path
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    grpc_port: int = 8081
+    http_max_request_mb: float = 64
+    grpc_max_message_mb: float = 64
+    strict_readiness: bool = True
+    model_control_mode: str = "explicit"
+    load_models: tuple[str, ...] = ()
+    """Models to load at start-up; empty or ``*`` means every model in the repository."""
+    repository_poll_secs: float = 15
+    log_level: str = "info"
+    server_name: str = "oipserve"
+    model_threads: int = 4
+
+    @property
+    def http_max_request_bytes(self) -> int:
+        return int(self.http_max_request_mb * 1024 * 1024)
+
+    @property
+    def grpc_max_message_bytes(self) -> int:
+        return int(self.grpc_max_message_mb * 1024 * 1024)

@@ -1,0 +1,18 @@
+"""The gRPC message classes, under short names.
+
+``pb`` holds the inference-service messages (``pb.ModelInferRequest`` ...) and
+``config_pb`` the model-configuration messages (``config_pb.ModelConfig`` ...).
+Both are generated from ``proto/oipserve/grpc/v2/`` by
+``scripts/generate_proto.py``; their protobuf package is ``oipserve.grpc.v2`` so
+they can live next to tritonclient's ``inference.*`` in one process, and they
+are wire-compatible with Triton's messages.
+"""
+
+from oipserve.transport.grpc._generated.oipserve.grpc.v2 import (
+    grpc_service_pb2 as pb,
+)
+from oipserve.transport.grpc._generated.oipserve.grpc.v2 import (
+    model_config_pb2 as config_pb,
+)
+
+__all__ = ["config_pb", "pb"]
