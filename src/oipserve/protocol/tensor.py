@@ -86,7 +86,23 @@ def array_from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any)
             raise _type_error(name, datatype, "an integer out of range") from None
     if array.size != expected:
         raise _count_mismatch(name, shape, expected, array.size)
+    if datatype in INTEGER_DATATYPES and array.dtype.kind in "fO":
+        # numpy falls back to float64 / object when ints span beyond int64 (UINT64 data)
+        array = _exact_integers(name, datatype, data, dtype)
     return _coerce(name, datatype, array, dtype).reshape(shape)
+
+
+def _exact_integers(name: str, datatype: str, data: list[Any], dtype: np.dtype[Any]) -> np.ndarray:
+    flat: list[Any] = []
+    _flatten(data, flat)
+    if not all(type(v) is int for v in flat):
+        raise _type_error(name, datatype, "non-integer numbers")
+    info = np.iinfo(dtype)
+    low, high = min(flat), max(flat)
+    if low < info.min or high > info.max:
+        bad = low if low < info.min else high
+        raise _type_error(name, datatype, f"the value {bad} (range {info.min}..{info.max})")
+    return np.array(flat, dtype=dtype)
 
 
 def _type_error(name: str, datatype: str, what: str) -> InvalidArgument:
