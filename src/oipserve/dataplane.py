@@ -88,7 +88,9 @@ class DataPlane:
             statistics.record_failure(time.perf_counter_ns() - start)
             raise
         statistics.record_compute_input(time.perf_counter_ns() - start)
-        result = await loaded.scheduler.submit(model_request, priority=priority, timeout_us=timeout_us)
+        result = await loaded.scheduler.submit(
+            model_request, priority=priority, timeout_us=timeout_us
+        )
         start_output = time.perf_counter_ns()
         response = self._response(loaded, request, result.outputs, result.parameters)
         statistics.record_compute_output(time.perf_counter_ns() - start_output)
@@ -104,7 +106,7 @@ class DataPlane:
                     f"unexpected inference output '{unknown[0]}' for model '{loaded.name}'; "
                     f"it has {', '.join(loaded.outputs)}"
                 )
-        for name, value in request.parameters.items():
+        for name in request.parameters:
             if name.startswith("triton_") and name not in RESERVED_PARAMETERS:
                 raise InvalidArgument(f"parameter '{name}' is reserved (triton_* keys)")
         return InferRequest(
@@ -132,9 +134,17 @@ class DataPlane:
                     f"model '{loaded.name}' produced no output '{name}' (it produced "
                     f"{', '.join(outputs) or 'none'})"
                 )
-            array = np.asarray(outputs[name]) if not isinstance(outputs[name], np.ndarray) else outputs[name]
+            array = (
+                np.asarray(outputs[name])
+                if not isinstance(outputs[name], np.ndarray)
+                else outputs[name]
+            )
             spec = loaded.outputs.get(name)
-            if spec is not None and spec.datatype != "BYTES" and array.dtype != dtype_of(spec.datatype):
+            if (
+                spec is not None
+                and spec.datatype != "BYTES"
+                and array.dtype != dtype_of(spec.datatype)
+            ):
                 array = array.astype(dtype_of(spec.datatype))
             tensors.append(OutputTensor(name, datatype_of(array), array.shape, array))
         return InferenceResponse(
@@ -192,7 +202,7 @@ def _check_tensor(loaded: LoadedModel, spec: TensorSpec, tensor: InputTensor) ->
             )
         shape = shape[1:]
     if len(shape) != len(expected) or any(
-        e != -1 and e != s for e, s in zip(expected, shape, strict=True)
+        e not in (-1, s) for e, s in zip(expected, shape, strict=True)
     ):
         full = [-1, *expected] if loaded.max_batch_size > 0 else list(expected)
         raise InvalidArgument(

@@ -53,7 +53,7 @@ class LoadContext:
     """The version folder (or the model folder when it has no version folders)."""
     config: ModelConfig
     model_file: Path | None = None
-    """The model file the runtime should read (``model.joblib``, ``model.py``, …), if one was found."""
+    """The model file the runtime should read (``model.joblib``, …), if one was found."""
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -96,7 +96,7 @@ class Model:
     any tensors.
     """
 
-    def load(self, ctx: LoadContext) -> None | Awaitable[None]:
+    def load(self, ctx: LoadContext) -> Awaitable[None] | None:
         return None
 
     def infer(
@@ -104,7 +104,7 @@ class Model:
     ) -> Sequence[InferResult] | Awaitable[Sequence[InferResult]]:
         raise NotImplementedError(f"{type(self).__name__} does not implement infer()")
 
-    def unload(self) -> None | Awaitable[None]:
+    def unload(self) -> Awaitable[None] | None:
         return None
 
     def signature(self) -> Signature | None:

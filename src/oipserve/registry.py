@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from oipserve.errors import InvalidArgument, ModelLoadError, ModelNotFound, OIPServeError, Unavailable
+from oipserve.errors import (
+    InvalidArgument,
+    ModelLoadError,
+    ModelNotFound,
+    OIPServeError,
+    Unavailable,
+)
 from oipserve.execution.executor import Executor, ModelRunner
 from oipserve.model import LoadContext, Model, Signature, TensorSpec
 from oipserve.protocol.datatypes import CONFIG_NAMES
@@ -70,8 +75,7 @@ class LoadedModel:
                 TensorMetadata(s.name, s.datatype, [*lead, *s.shape]) for s in self.inputs.values()
             ],
             outputs=[
-                TensorMetadata(s.name, s.datatype, [*lead, *s.shape])
-                for s in self.outputs.values()
+                TensorMetadata(s.name, s.datatype, [*lead, *s.shape]) for s in self.outputs.values()
             ],
         )
 
@@ -186,7 +190,11 @@ class Registry:
                 try:
                     fresh[version] = await self._load_version(source, version)
                 except Exception as exc:
-                    reason = str(exc) if isinstance(exc, OIPServeError) else f"{type(exc).__name__}: {exc}"
+                    reason = (
+                        str(exc)
+                        if isinstance(exc, OIPServeError)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
                     errors.append(f"version {version}: {reason}")
                     logger.error("model '%s' version %s failed to load: %s", name, version, reason)
                     if version not in old:
@@ -227,7 +235,9 @@ class Registry:
         try:
             await self._executor.call(loaded.model.unload)
         except Exception:
-            logger.exception("model '%s' version %s raised in unload()", loaded.name, loaded.version)
+            logger.exception(
+                "model '%s' version %s raised in unload()", loaded.name, loaded.version
+            )
 
     async def _load_version(self, source: layout.ModelSource, version: str) -> LoadedModel:
         folder = source.version_folder(version)
@@ -270,7 +280,8 @@ def _complete_config(
     if signature is not None:
         if not config.input and signature.inputs:
             updates["input"] = [
-                ModelInput(s.name, CONFIG_NAMES[s.datatype], list(s.shape)) for s in signature.inputs
+                ModelInput(s.name, CONFIG_NAMES[s.datatype], list(s.shape))
+                for s in signature.inputs
             ]
         if not config.output and signature.outputs:
             updates["output"] = [
@@ -288,5 +299,3 @@ def _read_labels(model_folder: Path, version_folder: Path, filename: str) -> lis
         if path.is_file():
             return path.read_text(encoding="utf-8").splitlines()
     raise ModelLoadError(f"label file '{filename}' not found in {version_folder} or {model_folder}")
-
-

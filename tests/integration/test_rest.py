@@ -216,7 +216,7 @@ def test_identity_json_round_trip(
     tensor = httpclient.InferInput("INPUT0", list(array.shape), datatype)
     if datatype == "FP16":
         # tritonclient refuses FP16 in JSON client-side; send the numbers ourselves
-        tensor._data = [float(x) for x in array.ravel()]  # noqa: SLF001
+        tensor._data = [float(x) for x in array.ravel()]
     else:
         tensor.set_data_from_numpy(array, binary_data=False)
     output = httpclient.InferRequestedOutput("OUTPUT0", binary_data=datatype == "FP16")

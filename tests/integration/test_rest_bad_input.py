@@ -17,7 +17,7 @@ import pytest
 
 from tests.serving import EXAMPLES, RunningServer, serve
 
-RAISING_MODEL = '''
+RAISING_MODEL = """
 import numpy as np
 import oipserve
 
@@ -31,22 +31,22 @@ class Raising(oipserve.Model):
             else:
                 results.append(oipserve.InferResponse({"OUTPUT0": request.inputs["INPUT0"]}))
         return results
-'''
+"""
 
-CRASHING_MODEL = '''
+CRASHING_MODEL = """
 import oipserve
 
 
 class Crashing(oipserve.Model):
     def infer(self, requests):
         raise RuntimeError("kaboom")
-'''
+"""
 
-BROKEN_MODEL = '''
+BROKEN_MODEL = """
 import oipserve
 
 raise ImportError("this model cannot be imported")
-'''
+"""
 
 GOOD = {
     "inputs": [
@@ -119,7 +119,12 @@ def assert_next_request_works(conn: Connection) -> None:
 
 
 def _input(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": [0] * 16}
+    base: dict[str, Any] = {
+        "name": "INPUT0",
+        "shape": [1, 16],
+        "datatype": "INT32",
+        "data": [0] * 16,
+    }
     base.update(fields)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -143,7 +148,11 @@ MISSING = None
         (json.dumps({"inputs": [_input(shape=MISSING)]}).encode(), 400, "shape"),
         (json.dumps({"inputs": [_input(datatype=MISSING)]}).encode(), 400, "datatype"),
         (json.dumps(_with_first_input(_input(data=MISSING))).encode(), 400, "no 'data'"),
-        (json.dumps(_with_first_input(_input(datatype="FLOAT99"))).encode(), 400, "unknown datatype"),
+        (
+            json.dumps(_with_first_input(_input(datatype="FLOAT99"))).encode(),
+            400,
+            "unknown datatype",
+        ),
         (json.dumps(_with_first_input(_input(datatype="FP32"))).encode(), 400, "expects INT32"),
         (
             json.dumps(_with_first_input(_input(data=["a"] * 16, datatype="INT32"))).encode(),
@@ -273,7 +282,11 @@ def test_oversized_body_is_refused_from_content_length(faulty_server: RunningSer
 
 def test_oversized_body_sent_whole(conn: Connection) -> None:
     payload = json.dumps(
-        {"inputs": [{"name": "INPUT0", "shape": [400000], "datatype": "FP32", "data": [1.5] * 400000}]}
+        {
+            "inputs": [
+                {"name": "INPUT0", "shape": [400000], "datatype": "FP32", "data": [1.5] * 400000}
+            ]
+        }
     ).encode()
     assert len(payload) > 1024 * 1024
     status, body = conn.request("POST", "/v2/models/raising/infer", payload)

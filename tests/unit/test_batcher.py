@@ -910,3 +910,41 @@ def test_monotonic_clock_timers_fire() -> None:
         await MONOTONIC.sleep(0)
 
     run(body)
+
+
+def test_cancelling_a_caller_on_the_idle_path_frees_the_instance() -> None:
+    async def body() -> None:
+        clock = FakeClock()
+        model = FakeModel()
+        model.hold = True
+        scheduler, stats = make(model, clock)
+        a = submit(scheduler, req("a"))
+        await settle()
+        assert model.held() == 1
+        a.cancel()
+        await settle()
+        assert a.cancelled()
+        model.hold = False
+        response = await scheduler.submit(req("b"))  # runs at once: the instance is free again
+        assert response.parameters["id"] == "b"
+        assert model.calls == [["a"], ["b"]]
+        assert stats.success_count == 1
+        assert stats.fail_count == 0
+
+    run(body)
+
+
+def test_our_own_error_from_the_idle_path_passes_through_unchanged() -> None:
+    async def body() -> None:
+        error = Unavailable("worker restarting")
+
+        def respond(requests: list[InferRequest]) -> Sequence[InferResult]:
+            raise error
+
+        scheduler, _ = make(FakeModel(respond), FakeClock())
+        with pytest.raises(Unavailable) as info:
+            await scheduler.submit(req("a"))
+        assert info.value is error
+        assert info.value.__cause__ is None
+
+    run(body)

@@ -158,3 +158,40 @@ def test_scheduler_records_queue_infer_and_batch_statistics() -> None:
         ]
 
     asyncio.run(body())
+
+
+def test_a_fault_while_recording_still_answers_every_caller() -> None:
+    class Exploding(ModelStatistics):
+        def record_execution(
+            self,
+            batch_size: int,
+            compute_infer_ns: int,
+            *,
+            compute_input_ns: int = 0,
+            compute_output_ns: int = 0,
+        ) -> None:
+            raise RuntimeError("counter bug")
+
+    async def body() -> None:
+        gate = asyncio.Event()
+
+        async def execute(requests: list[InferRequest]) -> Sequence[InferResult]:
+            await gate.wait()
+            return [InferResponse({}) for _ in requests]
+
+        stats = Exploding()
+        scheduler = Scheduler(
+            "m", execute, BatchPolicy(max_batch_size=4, dynamic=True), statistics=stats
+        )
+        tasks = [
+            asyncio.create_task(scheduler.submit(InferRequest({"x": np.zeros((1, 1))})))
+            for _ in range(3)
+        ]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all("RuntimeError: counter bug" in str(r) for r in results)
+        assert scheduler.queued() == 0
+
+    asyncio.run(body())

@@ -23,7 +23,9 @@ class Executor:
     """The thread pool that every in-process model shares."""
 
     def __init__(self, max_workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="oipserve-model")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="oipserve-model"
+        )
 
     async def call(self, fn: Callable[..., T | Awaitable[T]], *args: object) -> T:
         """Run ``fn(*args)``: awaited if it is a coroutine function, on the pool otherwise."""
@@ -35,7 +37,7 @@ class Executor:
         if inspect.isawaitable(value):
             awaited: T = await value
             return awaited
-        return value  # type: ignore[return-value]
+        return value
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -35,9 +35,7 @@ def array_from_raw(
     return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
-def _bytes_from_raw(
-    name: str, shape: tuple[int, ...], count: int, view: memoryview
-) -> np.ndarray:
+def _bytes_from_raw(name: str, shape: tuple[int, ...], count: int, view: memoryview) -> np.ndarray:
     out = np.empty(count, dtype=object)
     offset = 0
     size = len(view)
@@ -77,12 +75,14 @@ def array_to_raw(array: np.ndarray) -> bytes | memoryview:
 def bytes_to_raw(array: np.ndarray) -> bytes:
     parts: list[bytes] = []
     for item in array.ravel():
-        if isinstance(item, str):
-            item = item.encode()
-        elif not isinstance(item, bytes):
-            item = bytes(item) if isinstance(item, bytearray | memoryview) else str(item).encode()
-        parts.append(_LENGTH.pack(len(item)))
-        parts.append(item)
+        if isinstance(item, bytes):
+            data = item
+        elif isinstance(item, bytearray | memoryview):
+            data = bytes(item)
+        else:
+            data = str(item).encode()
+        parts.append(_LENGTH.pack(len(data)))
+        parts.append(data)
     return b"".join(parts)
 
 

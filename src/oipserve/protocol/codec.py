@@ -1,8 +1,8 @@
 """The one codec of REST inference bodies: JSON, with the binary tensor data extension.
 
-Decoding: the JSON header (the whole body, or its first ``Inference-Header-Content-Length`` bytes) is
-decoded by a msgspec decoder built once; each input's ``data`` becomes an array in C, each binary
-input a zero-copy ``np.frombuffer`` view of the body. Encoding goes the other way: one msgspec encode
+Decoding: the JSON header (the whole body, or its first ``Inference-Header-Content-Length``
+bytes) is decoded by a msgspec decoder built once; each input's ``data`` becomes an array in C,
+each binary input a zero-copy ``np.frombuffer`` view of the body. Encoding goes the other way: one msgspec encode
 of the header, binary outputs appended as memoryviews of the arrays.
 """
 
@@ -139,13 +139,9 @@ def decode_infer_request(
             offset += binary_size
             array = array_from_raw(wire_input.name, wire_input.datatype, shape, chunk)
         elif wire_input.data is None:
-            raise InvalidArgument(
-                f"input '{wire_input.name}' has no 'data' (nor binary_data_size)"
-            )
+            raise InvalidArgument(f"input '{wire_input.name}' has no 'data' (nor binary_data_size)")
         else:
-            array = array_from_json(
-                wire_input.name, wire_input.datatype, shape, wire_input.data
-            )
+            array = array_from_json(wire_input.name, wire_input.datatype, shape, wire_input.data)
         inputs.append(InputTensor(wire_input.name, wire_input.datatype, shape, array, params))
     if offset != len(body):
         raise InvalidArgument(f"unexpected additional input data for model '{model_name}'")

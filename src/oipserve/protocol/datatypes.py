@@ -1,7 +1,8 @@
-"""The 14 tensor datatypes of the protocol and their numpy / model-config equivalents.
+"""The 14 tensor datatypes of the protocol and their numpy and model-config equivalents.
 
-``BYTES`` tensors are numpy ``object`` arrays whose elements are :class:`bytes`; ``BF16`` tensors use
-``ml_dtypes.bfloat16``. Raw (binary) layout is little-endian, C order, as PROTOCOL.md §1.1 says.
+``BYTES`` tensors are numpy ``object`` arrays whose elements are :class:`bytes`; ``BF16``
+tensors use ``ml_dtypes.bfloat16``. Raw (binary) layout is little-endian, C order, as
+PROTOCOL.md §1.1 says.
 """
 
 from __future__ import annotations

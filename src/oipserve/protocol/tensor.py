@@ -143,7 +143,9 @@ def _describe(kind: str) -> str:
     }.get(kind, "these values")
 
 
-def _bytes_from_json(name: str, shape: tuple[int, ...], expected: int, data: list[Any]) -> np.ndarray:
+def _bytes_from_json(
+    name: str, shape: tuple[int, ...], expected: int, data: list[Any]
+) -> np.ndarray:
     flat: list[Any] = []
     _flatten(data, flat)
     if len(flat) != expected:
@@ -174,7 +176,7 @@ def array_to_json(name: str, array: np.ndarray) -> list[Any] | msgspec.Raw:
             else:
                 out.append(str(item))
         return out
-    if array.dtype == BFLOAT16 or array.dtype.itemsize == 2 and kind == "f":
+    if array.dtype == BFLOAT16 or (array.dtype.itemsize == 2 and kind == "f"):
         array = array.astype(np.float32)
     flat: list[Any] = array.ravel().tolist()
     if kind == "f" and not np.isfinite(array).all():

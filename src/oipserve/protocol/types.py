@@ -1,7 +1,8 @@
 """The protocol as data, shared by every transport.
 
-Transports decode their wire format into these types and encode these types back; the dataplane
-never sees JSON, HTTP or protobuf. Tensor payloads are numpy arrays from the moment they are decoded.
+Transports decode their wire format into these types and encode these types back; the
+dataplane never sees JSON, HTTP or protobuf. Tensor payloads are numpy arrays from the moment
+they are decoded.
 """
 
 from __future__ import annotations

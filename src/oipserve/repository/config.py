@@ -156,7 +156,8 @@ class ModelConfig(_Base):
         """Check what the schema alone cannot; returns self so calls chain."""
         if self.max_batch_size < 0:
             raise InvalidArgument("max_batch_size must be >= 0")
-        for tensor in (*self.input, *self.output):
+        tensors: list[ModelInput | ModelOutput] = [*self.input, *self.output]
+        for tensor in tensors:
             from_config_name(tensor.data_type)
             if any(d < -1 for d in tensor.dims):
                 raise InvalidArgument(f"dims of '{tensor.name}' must be >= -1, got {tensor.dims}")
@@ -164,7 +165,9 @@ class ModelConfig(_Base):
             db = self.dynamic_batching
             if any(size <= 0 for size in db.preferred_batch_size):
                 raise InvalidArgument("preferred_batch_size entries must be > 0")
-            if self.max_batch_size and any(s > self.max_batch_size for s in db.preferred_batch_size):
+            if self.max_batch_size and any(
+                s > self.max_batch_size for s in db.preferred_batch_size
+            ):
                 raise InvalidArgument("preferred_batch_size entries must be <= max_batch_size")
             if db.max_queue_delay_microseconds < 0:
                 raise InvalidArgument("max_queue_delay_microseconds must be >= 0")

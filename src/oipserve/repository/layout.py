@@ -110,7 +110,9 @@ def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path 
                 named = folder / source.config.default_model_filename
                 if named.exists():
                     return explicit, named
-            matching = [f for f in model_files(folder) if BACKEND_BY_EXTENSION[f.suffix] == explicit]
+            matching = [
+                f for f in model_files(folder) if BACKEND_BY_EXTENSION[f.suffix] == explicit
+            ]
             if matching:
                 return explicit, matching[0]
         return explicit, None

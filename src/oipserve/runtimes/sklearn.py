@@ -35,8 +35,10 @@ class SKLearnModel(BatchedModel):
             raise ModelLoadError(f"model '{ctx.name}' has no model.joblib or model.pkl")
         self._model = _read(ctx.model_file)
         if not hasattr(self._model, "predict"):
-            raise ModelLoadError(f"{ctx.model_file.name} holds a {type(self._model).__name__}, "
-                                 "which has no predict()")
+            raise ModelLoadError(
+                f"{ctx.model_file.name} holds a {type(self._model).__name__}, "
+                "which has no predict()"
+            )
         declared = ctx.config.input_specs()
         if declared:
             self._input_name = declared[0].name

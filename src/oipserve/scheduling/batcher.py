@@ -468,15 +468,9 @@ class Scheduler:
         """
         self._free -= 1
         try:
-            try:
-                results = await self._execute([request])
-                if len(results) != 1:
-                    raise self._wrong_count(len(results), 1)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.statistics.record_failure(self._clock.now_ns() - start)
-                raise self._as_error(exc) from exc
+            results = await self._execute([request])
+            if len(results) != 1:
+                raise self._wrong_count(len(results), 1)
             end = self._clock.now_ns()
             self.statistics.record_execution(size, end - start)
             result = results[0]
@@ -488,6 +482,12 @@ class Scheduler:
                     compute_infer_ns=end - start,
                 )
                 return result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.statistics.record_failure(self._clock.now_ns() - start)
+            raise self._as_error(exc)  # noqa: B904 (_as_error chains a wrapped cause itself)
+        else:
             self.statistics.record_failure(end - start)
             raise self._as_error(result)
         finally:
@@ -499,7 +499,7 @@ class Scheduler:
         try:
             try:
                 results = await self._execute([entry.request for entry in batch])
-                if False:
+                if len(results) != len(batch):
                     raise self._wrong_count(len(results), len(batch))
             except asyncio.CancelledError:
                 self._fail_batch(
@@ -511,9 +511,13 @@ class Scheduler:
             else:
                 end = clock.now_ns()
                 infer_ns = end - start
-                self.statistics.record_execution(sum(e.size for e in batch), infer_ns)
-                for entry, result in zip(batch, results, strict=True):
-                    self._finish(entry, result, start, end, infer_ns)
+                try:
+                    self.statistics.record_execution(sum(e.size for e in batch), infer_ns)
+                    for entry, result in zip(batch, results, strict=True):
+                        self._finish(entry, result, start, end, infer_ns)
+                except Exception as exc:  # a fault of ours: still never leave a caller hanging
+                    unanswered = [entry for entry in batch if not entry.future.done()]
+                    self._fail_batch(unanswered, self._as_error(exc))
         finally:
             self._release()
 

@@ -40,7 +40,7 @@ _OCTET = (b"content-type", b"application/octet-stream")
 class Request:
     """What a handler needs of an HTTP request: path parameters, headers, body."""
 
-    __slots__ = ("_receive", "headers", "method", "model", "version", "max_body")
+    __slots__ = ("_receive", "headers", "max_body", "method", "model", "version")
 
     def __init__(
         self,
@@ -148,7 +148,9 @@ class HTTPApp:
             return
         headers = dict(scope["headers"])
         try:
-            handler, model, version = self._route(scope["method"], scope.get("raw_path") or scope["path"].encode())
+            handler, model, version = self._route(
+                scope["method"], scope.get("raw_path") or scope["path"].encode()
+            )
             request = Request(
                 scope["method"], headers, receive, model, version, self.max_request_bytes
             )
@@ -162,7 +164,9 @@ class HTTPApp:
             response = error_response(InternalError(f"internal server error: {exc}"))
         await self._send(response, headers, send)
 
-    async def _send(self, response: Response, request_headers: dict[bytes, bytes], send: Send) -> None:
+    async def _send(
+        self, response: Response, request_headers: dict[bytes, bytes], send: Send
+    ) -> None:
         body = response.body
         if isinstance(body, list):
             body = b"".join(body)
@@ -173,7 +177,9 @@ class HTTPApp:
                 body = compression.compress(body, coding)
                 response.headers.append((b"content-encoding", coding.encode()))
         response.headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
         await send({"type": "http.response.body", "body": body})
 
     # -- routing -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """HTTP body compression: ``Content-Encoding`` on requests, ``Accept-Encoding`` on responses.
 
-``deflate`` is zlib-wrapped (what tritonclient sends); raw deflate is accepted too. Inflating is
-bounded by the request size limit, so a small gzip bomb is refused with 413 instead of filling memory.
+``deflate`` is zlib-wrapped (what tritonclient sends); raw deflate is accepted too. Inflating
+is bounded by the request size limit, so a small gzip bomb is refused with 413 instead of
+filling memory.
 """
 
 from __future__ import annotations

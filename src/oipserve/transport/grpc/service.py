@@ -1,0 +1,389 @@
+"""The gRPC transport: ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on grpc.aio.
+
+Our messages live in the protobuf package ``oipserve.grpc.v2`` (PROTOCOL.md §0), so the service is
+registered by hand under its wire name with :func:`grpc.method_handlers_generic_handler`; the method
+table is read from the service descriptor of our ``.proto``, so every rpc it declares is served and
+an rpc missing from :class:`InferenceServicer` fails at start-up, not at the first call.
+
+Handlers stay thin: decode (``convert.py``), call the :class:`~oipserve.dataplane.DataPlane`,
+encode. Errors are the call status: an :class:`~oipserve.errors.OIPServeError` through the one
+table in ``errors.py``; anything else is ``INTERNAL`` naming the rpc and the model, and the server
+keeps serving. ``ModelStreamInfer`` is the exception (§4.5): per-request errors travel inside the
+stream as ``error_message``, and the stream stays open.
+
+Triton rpcs that have no implementation yet answer ``UNIMPLEMENTED``; each is its own method of
+:class:`InferenceServicer`, so the issue that implements one replaces just that method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from oipserve.dataplane import DataPlane
+from oipserve.errors import InternalError, OIPServeError, Unsupported
+from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
+from oipserve.transport.grpc.errors import code_of
+from oipserve.transport.grpc.messages import pb
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+logger = logging.getLogger("oipserve.grpc")
+
+SERVICE_NAME: Final = "inference.GRPCInferenceService"
+"""The wire name of the inference service (method paths ``/inference.GRPCInferenceService/<Rpc>``)."""
+HEALTH_SERVICE_NAME: Final = "grpc.health.v1.Health"
+
+STREAM_WINDOW: Final = 256
+"""Requests of one ``ModelStreamInfer`` stream in flight at once; reading pauses beyond it."""
+HEALTH_WATCH_INTERVAL_S: Final = 1.0
+"""How often a ``Health/Watch`` stream re-reads readiness (the dataplane has no change events)."""
+
+_FINAL: Final = {"triton_final_response": True}
+_GRPC_ERROR_HEADER: Final = "triton_grpc_error"
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Unary: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
+Streaming: TypeAlias = Callable[[Any, Context], Awaitable[None]]
+
+
+class InferenceServicer:
+    """One async method per rpc of ``GRPCInferenceService`` (PROTOCOL.md §4.1), named as the rpc."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
+    # -- health and metadata (OIP core) --------------------------------------------------------
+
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Context
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=self.dataplane.live())
+
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: Context
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.dataplane.ready())
+
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: Context
+    ) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(
+            ready=self.dataplane.model_ready(request.name, request.version)
+        )
+
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: Context
+    ) -> pb.ServerMetadataResponse:
+        metadata = self.dataplane.server_metadata()
+        return pb.ServerMetadataResponse(
+            name=metadata.name, version=metadata.version, extensions=metadata.extensions
+        )
+
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Context
+    ) -> pb.ModelMetadataResponse:
+        metadata = self.dataplane.model_metadata(request.name, request.version)
+        tensor = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=metadata.name,
+            versions=metadata.versions,
+            platform=metadata.platform,
+            inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in metadata.inputs],
+            outputs=[
+                tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in metadata.outputs
+            ],
+        )
+
+    # -- inference -----------------------------------------------------------------------------
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Context
+    ) -> pb.ModelInferResponse:
+        response = await self.dataplane.infer(infer_request_from_proto(request))
+        return infer_response_to_proto(response)
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], context: Context
+    ) -> None:
+        """One response per request, written in request order; requests run concurrently.
+
+        A failed request is answered in the stream (``error_message``, ``infer_response`` holding
+        only the id) and the stream goes on, unless the client sent the ``triton_grpc_error: true``
+        header: then the first error ends the stream with its status, as Triton does.
+        """
+        metadata = context.invocation_metadata() or ()
+        errors_end_stream = any(
+            key == _GRPC_ERROR_HEADER and str(value).lower() == "true" for key, value in metadata
+        )
+        window = asyncio.Semaphore(STREAM_WINDOW)
+        order: asyncio.Queue[asyncio.Task[_StreamResult] | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for message in requests:
+                    await window.acquire()
+                    order.put_nowait(asyncio.ensure_future(self._stream_one(message)))
+            finally:
+                order.put_nowait(None)
+
+        reader = asyncio.ensure_future(read())
+        in_flight: asyncio.Task[_StreamResult] | None = None
+        try:
+            while (in_flight := await order.get()) is not None:
+                try:
+                    response, error = await in_flight
+                finally:
+                    window.release()
+                if error is not None and errors_end_stream:
+                    await context.abort(code_of(error.kind), error.message)
+                await context.write(response)
+            await reader  # a broken request stream ends the call with its error
+        finally:
+            reader.cancel()
+            if in_flight is not None:
+                in_flight.cancel()
+            while not order.empty():
+                task = order.get_nowait()
+                if task is not None:
+                    task.cancel()
+
+    async def _stream_one(self, message: pb.ModelInferRequest) -> _StreamResult:
+        try:
+            response = await self.dataplane.infer(infer_request_from_proto(message))
+            return (
+                pb.ModelStreamInferResponse(infer_response=infer_response_to_proto(response, _FINAL)),
+                None,
+            )
+        except OIPServeError as error:
+            return _stream_error(message, error), error
+        except Exception as exc:
+            error = _internal_error("ModelStreamInfer", message, exc)
+            return _stream_error(message, error), error
+
+    # -- Triton extensions not implemented yet (one method each, to be replaced) ---------------
+
+    async def ModelConfig(
+        self, request: pb.ModelConfigRequest, context: Context
+    ) -> pb.ModelConfigResponse:
+        raise _unimplemented("ModelConfig", "model configuration")
+
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: Context
+    ) -> pb.ModelStatisticsResponse:
+        raise _unimplemented("ModelStatistics", "statistics")
+
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: Context
+    ) -> pb.RepositoryIndexResponse:
+        raise _unimplemented("RepositoryIndex", "the model repository extension")
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> pb.RepositoryModelLoadResponse:
+        raise _unimplemented("RepositoryModelLoad", "the model repository extension")
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> pb.RepositoryModelUnloadResponse:
+        raise _unimplemented("RepositoryModelUnload", "the model repository extension")
+
+    async def SystemSharedMemoryStatus(
+        self, request: pb.SystemSharedMemoryStatusRequest, context: Context
+    ) -> pb.SystemSharedMemoryStatusResponse:
+        raise _unimplemented("SystemSharedMemoryStatus", "system shared memory")
+
+    async def SystemSharedMemoryRegister(
+        self, request: pb.SystemSharedMemoryRegisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryRegisterResponse:
+        raise _unimplemented("SystemSharedMemoryRegister", "system shared memory")
+
+    async def SystemSharedMemoryUnregister(
+        self, request: pb.SystemSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryUnregisterResponse:
+        raise _unimplemented("SystemSharedMemoryUnregister", "system shared memory")
+
+    async def CudaSharedMemoryStatus(
+        self, request: pb.CudaSharedMemoryStatusRequest, context: Context
+    ) -> pb.CudaSharedMemoryStatusResponse:
+        raise _unimplemented("CudaSharedMemoryStatus", "CUDA shared memory")
+
+    async def CudaSharedMemoryRegister(
+        self, request: pb.CudaSharedMemoryRegisterRequest, context: Context
+    ) -> pb.CudaSharedMemoryRegisterResponse:
+        raise _unimplemented("CudaSharedMemoryRegister", "CUDA shared memory")
+
+    async def CudaSharedMemoryUnregister(
+        self, request: pb.CudaSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.CudaSharedMemoryUnregisterResponse:
+        raise _unimplemented("CudaSharedMemoryUnregister", "CUDA shared memory")
+
+    async def TraceSetting(
+        self, request: pb.TraceSettingRequest, context: Context
+    ) -> pb.TraceSettingResponse:
+        raise _unimplemented("TraceSetting", "trace")
+
+    async def LogSettings(
+        self, request: pb.LogSettingsRequest, context: Context
+    ) -> pb.LogSettingsResponse:
+        raise _unimplemented("LogSettings", "logging")
+
+
+_StreamResult: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | None]"
+
+
+def _unimplemented(rpc: str, feature: str) -> Unsupported:
+    return Unsupported(f"{rpc} is not implemented: oipserve does not support {feature} over gRPC yet")
+
+
+def _stream_error(message: pb.ModelInferRequest, error: OIPServeError) -> pb.ModelStreamInferResponse:
+    return pb.ModelStreamInferResponse(
+        error_message=error.message, infer_response=pb.ModelInferResponse(id=message.id)
+    )
+
+
+def _internal_error(rpc: str, request: Any, exc: Exception) -> OIPServeError:
+    """A bug of ours (or an unexpected library error): log it, report INTERNAL naming the model."""
+    model = getattr(request, "model_name", None) or getattr(request, "name", None)
+    target = f" for model '{model}'" if model else ""
+    logger.exception("unhandled error in %s%s", rpc, target)
+    return InternalError(f"{rpc}{target} failed: {type(exc).__name__}: {exc}")
+
+
+class HealthServicer:
+    """``grpc.health.v1.Health``: SERVING once the dataplane is ready, NOT_SERVING before.
+
+    The overall health (service ``""``) and ``inference.GRPCInferenceService`` are known; any other
+    service name is ``NOT_FOUND`` for ``Check`` and ``SERVICE_UNKNOWN`` for ``Watch``, as the gRPC
+    health protocol says.
+    """
+
+    SERVICES: Final = frozenset({"", SERVICE_NAME})
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
+    def status(self, service: str) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+        if service not in self.SERVICES:
+            return health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        if self.dataplane.ready():
+            return health_pb2.HealthCheckResponse.SERVING
+        return health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: Context
+    ) -> health_pb2.HealthCheckResponse:
+        if request.service not in self.SERVICES:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service '{request.service}'")
+        return health_pb2.HealthCheckResponse(status=self.status(request.service))
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: Context) -> None:
+        last = None
+        while True:
+            status = self.status(request.service)
+            if status != last:
+                await context.write(health_pb2.HealthCheckResponse(status=status))
+                last = status
+            await asyncio.sleep(HEALTH_WATCH_INTERVAL_S)
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def _guard_unary(rpc: str, behaviour: Unary) -> Unary:
+    async def handler(request: Any, context: Context) -> Any:
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except OIPServeError as error:
+            await context.abort(code_of(error.kind), error.message)
+        except Exception as exc:
+            error = _internal_error(rpc, request, exc)
+            await context.abort(code_of(error.kind), error.message)
+
+    return handler
+
+
+def _guard_stream(rpc: str, behaviour: Streaming) -> Streaming:
+    async def handler(requests: Any, context: Context) -> None:
+        try:
+            await behaviour(requests, context)
+        except grpc.aio.AbortError:
+            raise
+        except OIPServeError as error:
+            await context.abort(code_of(error.kind), error.message)
+        except Exception as exc:
+            error = _internal_error(rpc, None, exc)
+            await context.abort(code_of(error.kind), error.message)
+
+    return handler
+
+
+#: how an rpc streams: neither side, both sides, or only the server's responses
+RpcKind: TypeAlias = Literal["unary", "bidi", "server_stream"]
+Method: TypeAlias = "tuple[str, type[Message], type[Message], RpcKind]"
+
+
+def _method_handlers(servicer: object, methods: list[Method]) -> dict[str, grpc.RpcMethodHandler]:
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for name, request_type, response_type, kind in methods:
+        behaviour = getattr(servicer, name, None)
+        if behaviour is None:
+            raise TypeError(f"{type(servicer).__name__} has no method for rpc {name}")
+        codec: dict[str, Any] = {
+            "request_deserializer": request_type.FromString,
+            "response_serializer": response_type.SerializeToString,
+        }
+        if kind == "unary":
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                _guard_unary(name, behaviour), **codec
+            )
+        elif kind == "bidi":
+            handlers[name] = grpc.stream_stream_rpc_method_handler(
+                _guard_stream(name, behaviour), **codec
+            )
+        else:
+            handlers[name] = grpc.unary_stream_rpc_method_handler(
+                _guard_stream(name, behaviour), **codec
+            )
+    return handlers
+
+
+def _inference_methods() -> list[Method]:
+    """Every rpc of ``GRPCInferenceService`` as our ``.proto`` declares it."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    methods: list[Method] = []
+    for method in service.methods:
+        if method.client_streaming != method.server_streaming:
+            raise TypeError(f"rpc {method.name}: only unary and bidirectional rpcs are served")
+        kind: RpcKind = "bidi" if method.server_streaming else "unary"
+        request_type = getattr(pb, method.input_type.name)
+        response_type = getattr(pb, method.output_type.name)
+        methods.append((method.name, request_type, response_type, kind))
+    return methods
+
+
+def inference_handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    """The generic handler serving ``servicer`` as ``inference.GRPCInferenceService``."""
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME, _method_handlers(servicer, _inference_methods())
+    )
+
+
+def health_handler(servicer: HealthServicer) -> grpc.GenericRpcHandler:
+    """The generic handler serving ``servicer`` as ``grpc.health.v1.Health``."""
+    request, response = health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+    methods: list[Method] = [
+        ("Check", request, response, "unary"),
+        ("Watch", request, response, "server_stream"),
+    ]
+    return grpc.method_handlers_generic_handler(
+        HEALTH_SERVICE_NAME, _method_handlers(servicer, methods)
+    )
