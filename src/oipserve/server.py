@@ -19,6 +19,7 @@ from oipserve.execution.executor import Executor
 from oipserve.registry import Registry
 from oipserve.repository import layout
 from oipserve.settings import Settings
+from oipserve.transport.grpc.server import start_grpc_server
 from oipserve.transport.http.app import HTTPApp
 
 logger = logging.getLogger("oipserve")
@@ -93,12 +94,14 @@ class Server:
         if http_task.done():
             await http_task
             raise SystemExit(f"could not listen on {self.settings.host}:{self.settings.http_port}")
+        grpc_server = await start_grpc_server(self.dataplane, self.settings.host, self.settings.grpc_port, self.settings.grpc_max_message_bytes)
         await self.load_startup_models()
         self._log_ready()
         stop_task = asyncio.create_task(self._stop.wait())
         await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         logger.info("shutting down")
         self._http.should_exit = True
+        await grpc_server.stop(5)
         await http_task
         stop_task.cancel()
         await self.registry.close()
@@ -112,6 +115,7 @@ class Server:
         for key, reason in self.dataplane.startup_failures.items():
             logger.error("model %s is not ready: %s", key, reason)
         logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
+        logger.info("gRPC API at %s:%d", host, self.settings.grpc_port)
 
 
 def run(settings: Settings) -> None:

@@ -113,12 +113,20 @@ def test_version_policies(tmp_path: Path) -> None:
     _model(tmp_path, "a", "1/model.py", "2/model.py", config="[version_policy.all]\n")
     assert layout.select_versions(layout.read_model(tmp_path, "a")) == ["1", "2"]
     _model(
-        tmp_path, "b", "1/model.py", "2/model.py", "3/model.py",
+        tmp_path,
+        "b",
+        "1/model.py",
+        "2/model.py",
+        "3/model.py",
         config="[version_policy.specific]\nversions = [1, 3]\n",
     )
     assert layout.select_versions(layout.read_model(tmp_path, "b")) == ["1", "3"]
     _model(
-        tmp_path, "c", "1/model.py", "2/model.py", "3/model.py",
+        tmp_path,
+        "c",
+        "1/model.py",
+        "2/model.py",
+        "3/model.py",
         config="[version_policy.latest]\nnum_versions = 2\n",
     )
     assert layout.select_versions(layout.read_model(tmp_path, "c")) == ["2", "3"]
@@ -134,7 +142,10 @@ def test_no_version_folder_means_version_1(tmp_path: Path) -> None:
 def test_backend_guess_and_override(tmp_path: Path) -> None:
     folder = _model(tmp_path, "m", "1/model.onnx", "1/labels.txt")
     source = layout.read_model(tmp_path, "m")
-    assert layout.guess_backend(source, folder / "1") == ("onnxruntime", folder / "1" / "model.onnx")
+    assert layout.guess_backend(source, folder / "1") == (
+        "onnxruntime",
+        folder / "1" / "model.onnx",
+    )
     both = _model(tmp_path, "both", "1/model.onnx", "1/model.joblib")
     source = layout.read_model(tmp_path, "both")
     with pytest.raises(InvalidArgument, match="ambiguous"):

@@ -1,0 +1,66 @@
+"""Start-up logs, SIGTERM / SIGINT stop the server cleanly, readiness while loading."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving import serve
+
+
+def test_startup_logs_name_models_and_url(examples_repository: Path, tmp_path: Path) -> None:
+    with serve(examples_repository, tmp_dir=tmp_path) as running:
+        log = running.log()
+        for name in ("simple", "identity", "iris"):
+            assert f"model '{name}' version 1 is READY" in log
+        assert f"http://127.0.0.1:{running.http_port}/v2" in log
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(examples_repository: Path, tmp_path: Path, sig: int) -> None:
+    with serve(examples_repository, tmp_dir=tmp_path) as running:
+        assert httpx.get(f"{running.base_url}/v2/health/live").status_code == 200
+        running.process.send_signal(sig)
+        assert running.process.wait(timeout=20) == 0
+        assert "stopped" in running.log()
+        assert "Traceback" not in running.log()
+
+
+def test_failed_model_reported_and_others_serve(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "bad" / "1").mkdir(parents=True)
+    (repo / "bad" / "1" / "model.joblib").write_bytes(b"not a pickle")
+    (repo / "good" / "1").mkdir(parents=True)
+    (repo / "good" / "1" / "model.py").write_text(
+        "import oipserve\n\n\nclass Echo(oipserve.Model):\n"
+        "    def infer(self, requests):\n"
+        "        return [oipserve.InferResponse(dict(r.inputs)) for r in requests]\n"
+    )
+    with serve(repo, tmp_dir=tmp_path) as running:
+        ready = httpx.get(f"{running.base_url}/v2/health/ready")
+        assert ready.status_code == 503
+        assert "bad" in ready.json()["error"]
+        assert httpx.get(f"{running.base_url}/v2/models/good/ready").status_code == 200
+        assert httpx.get(f"{running.base_url}/v2/models/bad/ready").status_code == 503
+        body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+        response = httpx.post(f"{running.base_url}/v2/models/good/infer", json=body)
+        assert response.status_code == 200
+        assert "model 'bad' version 1 failed to load" in running.log()
+        assert "cannot read model.joblib" in running.log()
+    with serve(repo, "--strict-readiness", "false", tmp_dir=tmp_path) as running:
+        assert httpx.get(f"{running.base_url}/v2/health/ready").status_code == 200
+
+
+def test_module_entry_point_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "oipserve", "serve", "--help"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "MODEL_REPOSITORY" in out

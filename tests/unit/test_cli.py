@@ -1,0 +1,86 @@
+"""The CLI is a thin layer over Settings: flags, env vars, the repository alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from oipserve import cli
+from oipserve.settings import Settings
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    seen: list[Settings] = []
+    monkeypatch.setattr("oipserve.server.run", seen.append)
+    monkeypatch.setattr(cli, "_configure_logging", lambda level: None)
+    return seen
+
+
+def test_defaults(tmp_path: Path, captured: list[Settings]) -> None:
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (settings,) = captured
+    assert settings.model_repository == tmp_path.resolve()
+    assert settings.host == "0.0.0.0"
+    assert (settings.http_port, settings.grpc_port) == (8080, 8081)
+    assert settings.http_max_request_bytes == 64 * 1024 * 1024
+
+
+def test_flags(tmp_path: Path, captured: list[Settings]) -> None:
+    args = [
+        "serve",
+        "--model-repository",
+        str(tmp_path),
+        "--http-port",
+        "9000",
+        "--grpc-port",
+        "9001",
+        "--host",
+        "127.0.0.1",
+        "--http-max-request-mb",
+        "2",
+        "--load-model",
+        "a",
+        "--load-model",
+        "b",
+    ]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    (settings,) = captured
+    assert (settings.http_port, settings.grpc_port, settings.host) == (9000, 9001, "127.0.0.1")
+    assert settings.http_max_request_bytes == 2 * 1024 * 1024
+    assert settings.load_models == ("a", "b")
+
+
+def test_environment_variables(tmp_path: Path, captured: list[Settings]) -> None:
+    env = {
+        "OIPSERVE_MODEL_REPOSITORY": str(tmp_path),
+        "OIPSERVE_HTTP_PORT": "7000",
+        "OIPSERVE_GRPC_MAX_MESSAGE_MB": "3",
+        "OIPSERVE_STRICT_READINESS": "false",
+    }
+    result = CliRunner().invoke(cli.main, ["serve"], env=env)
+    assert result.exit_code == 0, result.output
+    (settings,) = captured
+    assert settings.http_port == 7000
+    assert settings.grpc_max_message_bytes == 3 * 1024 * 1024
+    assert settings.strict_readiness is False
+
+
+def test_missing_or_bad_repository(tmp_path: Path, captured: list[Settings]) -> None:
+    result = CliRunner().invoke(cli.main, ["serve"])
+    assert result.exit_code == 2
+    assert "model repository" in result.output
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path / "absent")])
+    assert result.exit_code == 2
+    assert not captured
+
+
+def test_version_and_help() -> None:
+    assert "oipserve" in CliRunner().invoke(cli.main, ["--version"]).output
+    help_text = CliRunner().invoke(cli.main, ["serve", "--help"]).output
+    assert "--http-port" in help_text
+    assert "--model-repository" in help_text
