@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from oipserve import __version__
+from oipserve import __version__, classification
 from oipserve.errors import InvalidArgument, OIPServeError, Unavailable
 from oipserve.model import InferRequest, Parameter, TensorSpec
 from oipserve.protocol.datatypes import datatype_of, dtype_of
@@ -33,7 +33,7 @@ RESERVED_PARAMETERS = frozenset(
 #: output parameters the transports and extensions interpret
 OUTPUT_EXTENSION_PARAMETERS = frozenset({"binary_data", "classification"})
 
-EXTENSIONS: tuple[str, ...] = ("binary_tensor_data", "parameters")
+EXTENSIONS: tuple[str, ...] = ("binary_tensor_data", "classification", "parameters")
 
 
 class DataPlane:
@@ -127,6 +127,7 @@ class DataPlane:
         parameters: dict[str, Parameter],
     ) -> InferenceResponse:
         names = [o.name for o in request.outputs] or list(outputs)
+        requested = {o.name: o.parameters for o in request.outputs}  # for classification
         tensors: list[OutputTensor] = []
         for name in names:
             if name not in outputs:
@@ -146,6 +147,17 @@ class DataPlane:
                 and array.dtype != dtype_of(spec.datatype)
             ):
                 array = array.astype(dtype_of(spec.datatype))
+            # -- classification extension (PROTOCOL.md §3.4) ------------------------------------
+            wanted = requested.get(name)
+            if wanted and classification.PARAMETER in wanted:
+                array = classification.apply(
+                    name,
+                    array,
+                    wanted[classification.PARAMETER],
+                    loaded.labels.get(name),
+                    batched=loaded.max_batch_size > 0,
+                )
+            # -- end classification ------------------------------------------------------------
             tensors.append(OutputTensor(name, datatype_of(array), array.shape, array))
         return InferenceResponse(
             model_name=loaded.name,

@@ -36,9 +36,15 @@ def array_from_raw(
 
 
 def _bytes_from_raw(name: str, shape: tuple[int, ...], count: int, view: memoryview) -> np.ndarray:
+    size = len(view)
+    if count * 4 > size:
+        # checked before allocating: every element needs at least its 4-byte length
+        raise InvalidArgument(
+            f"input '{name}': {size} bytes cannot hold {count} BYTES elements "
+            f"(shape {list(shape)}; each needs a 4-byte length prefix)"
+        )
     out = np.empty(count, dtype=object)
     offset = 0
-    size = len(view)
     for i in range(count):
         if offset + 4 > size:
             raise InvalidArgument(

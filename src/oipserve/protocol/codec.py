@@ -71,12 +71,14 @@ def parse_header_length(value: str | None, body_length: int) -> int | None:
     """Validate an ``Inference-Header-Content-Length`` value against the body."""
     if value is None:
         return None
-    try:
-        length = int(value)
-    except ValueError:
+    text = value.strip()
+    # int() alone would also take "1_000", "+5" and non-ASCII digits
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
         raise InvalidArgument(
             f"Inference-Header-Content-Length must be an integer, got {value!r}"
-        ) from None
+        )
+    length = int(text)
     if length < 0 or length > body_length:
         raise InvalidArgument(
             f"inference header size should be in range (0, {body_length}), got: {length}"
@@ -121,14 +123,14 @@ def decode_infer_request(
                     f"input '{wire_input.name}' has both 'data' and binary_data_size; "
                     "send exactly one"
                 )
-            if header_length is None:
-                raise InvalidArgument(
-                    f"input '{wire_input.name}' declares binary_data_size but the request has "
-                    "no Inference-Header-Content-Length header"
-                )
             if isinstance(binary_size, bool) or not isinstance(binary_size, int):
                 raise InvalidArgument(
                     f"input '{wire_input.name}': binary_data_size must be an integer"
+                )
+            if header_length is None and binary_size != 0:
+                raise InvalidArgument(
+                    f"input '{wire_input.name}' declares binary_data_size but the request has "
+                    "no Inference-Header-Content-Length header"
                 )
             if binary_size < 0 or offset + binary_size > len(body):
                 raise InvalidArgument(
@@ -144,20 +146,33 @@ def decode_infer_request(
             array = array_from_json(wire_input.name, wire_input.datatype, shape, wire_input.data)
         inputs.append(InputTensor(wire_input.name, wire_input.datatype, shape, array, params))
     if offset != len(body):
-        raise InvalidArgument(f"unexpected additional input data for model '{model_name}'")
+        raise InvalidArgument(
+            f"unexpected additional input data for model '{model_name}': {len(body) - offset} "
+            "bytes after the JSON header are claimed by no input's binary_data_size"
+        )
 
     outputs = [
         RequestedOutput(o.name, dict(o.parameters) if o.parameters else {})
         for o in wire.outputs or ()
     ]
+    parameters = dict(wire.parameters) if wire.parameters else {}
+    _check_flag(parameters, "binary_data_output", "request parameter")
+    for output in outputs:
+        _check_flag(output.parameters, "binary_data", f"output '{output.name}' parameter")
     return InferenceRequest(
         model_name=model_name,
         model_version=model_version,
         id=wire.id,
-        parameters=dict(wire.parameters) if wire.parameters else {},
+        parameters=parameters,
         inputs=inputs,
         outputs=outputs,
     )
+
+
+def _check_flag(parameters: dict[str, Parameter], key: str, where: str) -> None:
+    value = parameters.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgument(f"{where} '{key}' must be a boolean, got {value!r}")
 
 
 def wants_binary(request: InferenceRequest, output_name: str) -> bool:
@@ -189,12 +204,14 @@ def encode_infer_response(
                 _WireOutputTensor(output.name, output.datatype, list(output.shape), params)
             )
         else:
+            # no parameters on JSON outputs: perf_analyzer requires binary_data_size in any
+            # output "parameters" object it sees (PROTOCOL.md §7 pitfall 15)
             wire_outputs.append(
                 _WireOutputTensor(
                     output.name,
                     output.datatype,
                     list(output.shape),
-                    params,
+                    None,
                     array_to_json(output.name, output.data),
                 )
             )

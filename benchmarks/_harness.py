@@ -1,0 +1,175 @@
+"""Shared pieces of the benchmark scripts: start a pinned server, run wrk, parse its output."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "models"
+
+
+@dataclass
+class WrkResult:
+    concurrency: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def taskset(core: str | None) -> list[str]:
+    if core is None or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", core]
+
+
+@contextmanager
+def oipserve(
+    repository: Path, *args: str, core: str | None = "0", env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run ``oipserve serve`` pinned to ``core``; yields its base URL once ready."""
+    http_port, grpc_port = free_port(), free_port()
+    log = tempfile.NamedTemporaryFile(prefix="oipserve-bench-", suffix=".log", delete=False)
+    command = [
+        *taskset(core),
+        sys.executable,
+        "-m",
+        "oipserve",
+        "serve",
+        str(repository),
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--log-level",
+        "warning",
+        *args,
+    ]
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+{extra_headers}
+local f = io.open("{body_path}", "rb")
+wrk.body = f:read("*all")
+f:close()
+"""
+
+
+def _to_ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not match:
+        raise ValueError(value)
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration_s: int,
+    *,
+    headers: dict[str, str] | None = None,
+    core: str | None = "1",
+    threads: int = 1,
+) -> WrkResult:
+    """POST ``body`` to ``url`` with wrk at ``concurrency`` connections."""
+    with tempfile.TemporaryDirectory() as tmp:
+        body_path = Path(tmp) / "body.bin"
+        body_path.write_bytes(body)
+        extra = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
+        script = Path(tmp) / "post.lua"
+        script.write_text(_LUA.format(body_path=body_path, extra_headers=extra))
+        out = subprocess.run(
+            [
+                *taskset(core),
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(concurrency),
+                "-d",
+                f"{duration_s}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _to_ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _to_ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return WrkResult(concurrency, rps, p50, p99, errors)
+
+
+def markdown_table(title: str, rows: list[tuple[str, WrkResult]]) -> str:
+    lines = [
+        f"### {title}",
+        "",
+        "| case | concurrency | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for case, r in rows:
+        lines.append(
+            f"| {case} | {r.concurrency} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.errors} |"
+        )
+    return "\n".join(lines)

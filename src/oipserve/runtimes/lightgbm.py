@@ -1,0 +1,148 @@
+"""LightGBM runtime: ``model.txt``, what ``Booster.save_model`` writes.
+
+Input ``input-0`` (or the config's one input): FP64, as many columns as the booster has features
+(LightGBM compares against double thresholds; FP32 works too when the config declares it).
+The objective in the file's header tells a classifier from a regressor:
+
+- ``binary``, ``multiclass``, ``multiclassova``: ``predict`` the class index as INT64 (what
+  ``LGBMClassifier.predict`` returns for labels ``0 … k-1``; a booster does not keep the original
+  labels), and ``predict_proba`` the class probabilities, FP64, ``[batch, classes]`` (``[1 - p, p]``
+  for binary), produced only when asked for by name.
+- every other objective: ``predict``, what ``Booster.predict`` returns, FP64.
+
+Parameters: ``num_threads``, the threads per prediction (LightGBM's default: all cores).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from oipserve.errors import InvalidArgument, ModelLoadError
+from oipserve.model import LoadContext, Signature, TensorSpec
+from oipserve.runtimes import import_framework
+from oipserve.runtimes.base import BatchedModel
+
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+CLASSIFIER_OBJECTIVES = frozenset({"binary", "multiclass", "multiclassova"})
+
+
+class LightGBMModel(BatchedModel):
+    default_outputs = (PREDICT,)
+
+    def __init__(self) -> None:
+        self._booster: Any = None
+        self._input_name = "input-0"
+        self._features = 0
+        self._objective = ""
+        self._classes = 0
+        self._predict_kwargs: dict[str, Any] = {}
+        self._signature: Signature | None = None
+
+    @property
+    def objective(self) -> str:
+        return self._objective
+
+    @property
+    def is_classifier(self) -> bool:
+        return self._objective in CLASSIFIER_OBJECTIVES
+
+    def load(self, ctx: LoadContext) -> None:
+        if ctx.model_file is None:
+            raise ModelLoadError(f"model '{ctx.name}' has no model.txt")
+        lgb: Any = import_framework("lightgbm", "lightgbm")
+        try:
+            text = ctx.model_file.read_text(encoding="utf-8")
+            header = _header(text)
+            booster = lgb.Booster(model_str=text)
+            self._features = int(booster.num_feature())
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot read {ctx.model_file.name} as a LightGBM model: {_first_line(exc)}"
+            ) from exc
+        self._objective = header.get("objective", "").split(" ")[0]
+        self._classes = int(header.get("num_class", "1") or 1)
+        threads = ctx.parameters.get("num_threads")
+        if threads:
+            try:
+                self._predict_kwargs = {"num_threads": int(threads)}
+            except ValueError:
+                raise ModelLoadError(
+                    f"parameter num_threads must be an integer, got {threads!r}"
+                ) from None
+        self._booster = booster
+        declared = ctx.config.input_specs()
+        if declared:
+            self._input_name = declared[0].name
+        self._signature = self._describe(ctx.config.max_batch_size)
+
+    def _describe(self, max_batch_size: int) -> Signature:
+        lead = () if max_batch_size > 0 else (-1,)
+        outputs: list[TensorSpec] = []
+        if self.is_classifier:
+            width = 2 if self._objective == "binary" else self._classes
+            outputs.append(TensorSpec(PREDICT, "INT64", lead))
+            outputs.append(TensorSpec(PREDICT_PROBA, "FP64", (*lead, width)))
+        else:
+            shape = lead if self._classes <= 1 else (*lead, self._classes)
+            outputs.append(TensorSpec(PREDICT, "FP64", shape))
+        inputs = (TensorSpec(self._input_name, "FP64", (*lead, self._features)),)
+        return Signature(inputs=inputs, outputs=tuple(outputs), platform="lightgbm")
+
+    def signature(self) -> Signature | None:
+        return self._signature
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        if len(inputs) != 1:
+            raise InvalidArgument(
+                f"LightGBM models take one input ('{self._input_name}'), got {len(inputs)}"
+            )
+        (features,) = inputs.values()
+        if features.ndim == 1:
+            features = features.reshape(1, -1)
+        elif features.ndim != 2:
+            raise InvalidArgument(
+                f"input '{self._input_name}' must be [rows, features], got shape "
+                f"{list(features.shape)}"
+            )
+        if features.shape[-1] != self._features:
+            raise InvalidArgument(
+                f"expected {self._features} features per row, got {features.shape[-1]}"
+            )
+        wanted = outputs or self.default_outputs
+        for name in wanted:
+            if name != PREDICT and not (name == PREDICT_PROBA and self.is_classifier):
+                raise InvalidArgument(f"unknown output '{name}' for this LightGBM model")
+        raw = np.asarray(self._booster.predict(features, **self._predict_kwargs))
+        if not self.is_classifier:
+            return {PREDICT: raw}
+        probabilities = np.stack([1.0 - raw, raw], axis=-1) if raw.ndim == 1 else raw
+        result: dict[str, np.ndarray] = {}
+        if PREDICT in wanted:
+            result[PREDICT] = np.argmax(probabilities, axis=-1).astype(np.int64)
+        if PREDICT_PROBA in wanted:
+            result[PREDICT_PROBA] = probabilities
+        return result
+
+
+def _header(text: str) -> dict[str, str]:
+    """The ``key=value`` lines before the first tree (``objective``, ``num_class``, …)."""
+    header: dict[str, str] = {}
+    for line in text[:65536].splitlines():
+        if not line.strip() or line.startswith("Tree="):
+            if header:
+                break
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            header[key.strip()] = value.strip()
+    return header
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
