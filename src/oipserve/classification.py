@@ -34,8 +34,7 @@ def parse_count(output_name: str, value: Parameter) -> int:
         )
     if value < 0:
         raise InvalidArgument(
-            f"output '{output_name}': 'classification' must be a non-negative integer, "
-            f"got {value}"
+            f"output '{output_name}': 'classification' must be a non-negative integer, got {value}"
         )
     return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,13 @@ RESERVED_PARAMETERS = frozenset(
 #: output parameters the transports and extensions interpret
 OUTPUT_EXTENSION_PARAMETERS = frozenset({"binary_data", "classification"})
 
-EXTENSIONS: tuple[str, ...] = ("binary_tensor_data", "classification", "parameters")
+EXTENSIONS: tuple[str, ...] = (
+    "binary_tensor_data",
+    "classification",
+    "parameters",
+    "schedule_policy",
+    "statistics",
+)
 
 
 class DataPlane:
@@ -72,6 +79,17 @@ class DataPlane:
 
     def model_ready(self, name: str, version: str = "") -> bool:
         return self.registry.is_ready(name, version)
+
+    def statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
+        """Triton's statistics extension: every READY version, of all models or of ``name``."""
+        if not name:
+            models = list(self.registry.loaded())
+        elif version:
+            models = [self.registry.get(name, version)]
+        else:
+            self.registry.get(name)  # ModelNotFound when nothing of it is READY
+            models = [m for m in self.registry.loaded() if m.name == name]
+        return {"model_stats": [m.statistics.snapshot(m.name, m.version) for m in models]}
 
     # -- inference -----------------------------------------------------------------------------
 

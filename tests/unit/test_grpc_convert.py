@@ -115,7 +115,7 @@ def test_raw_buffers_map_to_inputs_in_order() -> None:
         _raw_request(("a", "INT32", a), ("b", "BYTES", b), ("c", "FP64", c))
     )
     assert [t.name for t in request.inputs] == ["a", "b", "c"]
-    for tensor, array in zip(request.inputs, (a, b, c), strict=True):
+    for tensor, array in zip(request.inputs, [a, b, c], strict=True):
         _assert_same(tensor.data, array)
 
 
@@ -260,7 +260,9 @@ def test_contents_field_must_match_datatype(datatype: str, field: str) -> None:
     message = pb.ModelInferRequest(
         model_name="m", inputs=[_typed_input("x", datatype, (1,), **{field: [1]})]
     )
-    _bad(message, "input 'x'", f"contents.{field}", f"datatype {datatype}", CONTENTS_FIELD[datatype])
+    _bad(
+        message, "input 'x'", f"contents.{field}", f"datatype {datatype}", CONTENTS_FIELD[datatype]
+    )
 
 
 def test_two_contents_fields() -> None:
@@ -321,11 +323,11 @@ def test_shared_memory_is_unsupported() -> None:
         model_name="m", inputs=[InputTensor(name="x", datatype="FP32", shape=[1])]
     )
     message.inputs[0].parameters["shared_memory_region"].string_param = "r"
-    with pytest.raises(Unsupported, match="input 'x'.*shared memory"):
+    with pytest.raises(Unsupported, match=r"input 'x'.*shared memory"):
         infer_request_from_proto(message)
     message = _raw_request(("x", "FP32", np.zeros(1, dtype=np.float32)))
     message.outputs.add(name="y").parameters["shared_memory_region"].string_param = "r"
-    with pytest.raises(Unsupported, match="output 'y'.*shared memory"):
+    with pytest.raises(Unsupported, match=r"output 'y'.*shared memory"):
         infer_request_from_proto(message)
 
 
@@ -342,7 +344,9 @@ def test_response_is_always_raw_one_entry_per_output_in_order() -> None:
     assert (message.model_name, message.model_version, message.id) == ("m", "1", "id-1")
     assert [o.name for o in message.outputs] == [o.name for o in outputs]
     assert len(message.raw_output_contents) == len(outputs)
-    for output, tensor, raw in zip(outputs, message.outputs, message.raw_output_contents, strict=True):
+    for output, tensor, raw in zip(
+        outputs, message.outputs, message.raw_output_contents, strict=True
+    ):
         assert tensor.datatype == output.datatype
         assert list(tensor.shape) == list(output.shape)
         assert not tensor.HasField("contents")

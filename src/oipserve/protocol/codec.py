@@ -2,8 +2,8 @@
 
 Decoding: the JSON header (the whole body, or its first ``Inference-Header-Content-Length``
 bytes) is decoded by a msgspec decoder built once; each input's ``data`` becomes an array in C,
-each binary input a zero-copy ``np.frombuffer`` view of the body. Encoding goes the other way: one msgspec encode
-of the header, binary outputs appended as memoryviews of the arrays.
+each binary input a zero-copy ``np.frombuffer`` view of the body. Encoding goes the other way:
+one msgspec encode of the header, binary outputs appended as memoryviews of the arrays.
 """
 
 from __future__ import annotations
@@ -75,9 +75,7 @@ def parse_header_length(value: str | None, body_length: int) -> int | None:
     # int() alone would also take "1_000", "+5" and non-ASCII digits
     digits = text[1:] if text.startswith("-") else text
     if not (digits.isascii() and digits.isdigit()):
-        raise InvalidArgument(
-            f"Inference-Header-Content-Length must be an integer, got {value!r}"
-        )
+        raise InvalidArgument(f"Inference-Header-Content-Length must be an integer, got {value!r}")
     length = int(text)
     if length < 0 or length > body_length:
         raise InvalidArgument(
@@ -135,7 +133,8 @@ def decode_infer_request(
             if binary_size < 0 or offset + binary_size > len(body):
                 raise InvalidArgument(
                     f"unexpected size for input '{wire_input.name}', expecting {binary_size} "
-                    f"additional bytes for model '{model_name}' but only {len(body) - offset} remain"
+                    f"additional bytes for model '{model_name}' but only {len(body) - offset} "
+                    "remain"
                 )
             chunk = view[offset : offset + binary_size]
             offset += binary_size

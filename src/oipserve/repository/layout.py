@@ -93,6 +93,7 @@ def read_model(root: Path, name: str, override: ModelConfig | None = None) -> Mo
 
 
 def model_files(folder: Path) -> list[Path]:
+    """The files named ``model.<ext>`` in ``folder`` whose extension names a runtime."""
     return sorted(
         entry
         for entry in folder.iterdir()
@@ -100,32 +101,69 @@ def model_files(folder: Path) -> list[Path]:
     )
 
 
+def _any_model_files(folder: Path) -> list[Path]:
+    """Every ``model.*`` file in ``folder`` but the config, whatever its extension."""
+    return sorted(
+        entry
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.stem == "model" and entry.name != CONFIG_FILE
+    )
+
+
 def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path | None]:
-    """The backend to use and the model file it should read (``None``: none was found)."""
-    folders = (version_folder, source.path)
-    explicit = source.config.backend or _backend_from_platform(source.config.platform)
+    """The backend to use and the model file it should read (``None``: none was found).
+
+    - ``default_model_filename`` in the config names the file; its extension names the runtime
+      unless ``backend`` (or ``platform``) does.
+    - ``backend`` given: the one ``model.<ext>`` whose extension belongs to that runtime; else,
+      when the folder holds exactly one ``model.*`` file, that one (the backend overrides the
+      guess); else none, and the runtime looks in ``ctx.path`` itself.
+    - Otherwise the one ``model.<ext>`` file with a known extension names the runtime; several
+      are refused as ambiguous, none as missing, each with a message saying what to do.
+
+    The version folder is searched first, then the model folder.
+    """
+    folders = (version_folder,) if version_folder == source.path else (version_folder, source.path)
+    config = source.config
+    explicit = config.backend or _backend_from_platform(config.platform)
+    if config.default_model_filename:
+        for folder in folders:
+            named = folder / config.default_model_filename
+            if named.exists():
+                backend = explicit or BACKEND_BY_EXTENSION.get(named.suffix, "")
+                if not backend:
+                    raise InvalidArgument(
+                        f"model '{source.name}': no runtime is known for "
+                        f'{config.default_model_filename}; set backend = "..." in '
+                        f"{source.name}/{CONFIG_FILE}"
+                    )
+                return backend, named
+        if not explicit:
+            raise InvalidArgument(
+                f"model '{source.name}': default_model_filename "
+                f"'{config.default_model_filename}' is not in {version_folder}"
+            )
     if explicit:
         for folder in folders:
-            if source.config.default_model_filename:
-                named = folder / source.config.default_model_filename
-                if named.exists():
-                    return explicit, named
             matching = [
                 f for f in model_files(folder) if BACKEND_BY_EXTENSION[f.suffix] == explicit
             ]
+            if len(matching) > 1:
+                raise _ambiguous(source.name, folder, matching, same_runtime=True)
             if matching:
                 return explicit, matching[0]
+        for folder in folders:
+            others = _any_model_files(folder)
+            if len(others) == 1:
+                return explicit, others[0]
         return explicit, None
     for folder in folders:
         files = model_files(folder)
         if len(files) == 1:
             return BACKEND_BY_EXTENSION[files[0].suffix], files[0]
         if len(files) > 1:
-            names = ", ".join(f.name for f in files)
-            raise InvalidArgument(
-                f"model '{source.name}' is ambiguous: {folder} holds {names}; set "
-                f'backend = "..." in {source.name}/{CONFIG_FILE} or keep one model file'
-            )
+            backends = {BACKEND_BY_EXTENSION[f.suffix] for f in files}
+            raise _ambiguous(source.name, folder, files, same_runtime=len(backends) == 1)
     raise InvalidArgument(
         f"model '{source.name}' has no model file: expected one of "
         f"{', '.join('model' + ext for ext in BACKEND_BY_EXTENSION)} in {version_folder}, "
@@ -133,10 +171,30 @@ def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path 
     )
 
 
+def _ambiguous(
+    name: str, folder: Path, files: list[Path], *, same_runtime: bool
+) -> InvalidArgument:
+    names = ", ".join(f.name for f in files)
+    if same_runtime:
+        fix = f'set default_model_filename = "{files[0].name}" (or another) in {name}/{CONFIG_FILE}'
+    else:
+        choices = " or ".join(
+            sorted({f'backend = "{BACKEND_BY_EXTENSION[f.suffix]}"' for f in files})
+        )
+        fix = f"set {choices} in {name}/{CONFIG_FILE}"
+    return InvalidArgument(
+        f"model '{name}' is ambiguous: {folder} holds {names}; {fix}, or keep one model file"
+    )
+
+
 _PLATFORMS = {
     "onnxruntime_onnx": "onnxruntime",
     "pytorch_libtorch": "pytorch",
     "pytorch_torchscript": "pytorch",
+    "pytorch_export": "pytorch",
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
 }
 
 

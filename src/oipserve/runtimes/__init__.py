@@ -18,6 +18,10 @@ ENTRY_POINT_GROUP = "oipserve.runtimes"
 #: backend → (module, class, extra that provides the framework)
 BUILTIN: dict[str, tuple[str, str, str]] = {
     "sklearn": ("oipserve.runtimes.sklearn", "SKLearnModel", "sklearn"),
+    "xgboost": ("oipserve.runtimes.xgboost", "XGBoostModel", "xgboost"),
+    "lightgbm": ("oipserve.runtimes.lightgbm", "LightGBMModel", "lightgbm"),
+    "onnxruntime": ("oipserve.runtimes.onnx", "OnnxModel", "onnx"),
+    "pytorch": ("oipserve.runtimes.torch", "TorchModel", "torch"),
     "python": ("oipserve.runtimes.python", "", ""),
 }
 

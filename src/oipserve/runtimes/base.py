@@ -47,6 +47,14 @@ class BatchedModel(Model):
         """
         raise NotImplementedError
 
+    def _select(
+        self, request: InferRequest, outputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The outputs ``request`` asked for; its defaults when it asked for none by name."""
+        if not request.outputs and self.default_outputs:
+            return {name: outputs[name] for name in self.default_outputs if name in outputs}
+        return select_outputs(request, outputs)
+
     def _union_of_outputs(self, requests: list[InferRequest]) -> tuple[str, ...]:
         names: dict[str, None] = {}
         if any(not r.outputs for r in requests):
@@ -74,7 +82,7 @@ class BatchedModel(Model):
         if len(requests) == 1:
             request = requests[0]
             outputs = self.predict(request.inputs, request.outputs)
-            return [InferResponse(select_outputs(request, outputs))]
+            return [InferResponse(self._select(request, outputs))]
         wanted = self._union_of_outputs(requests)
         names = list(requests[0].inputs)
         inputs = {name: np.concatenate([r.inputs[name] for r in requests]) for name in names}
@@ -91,7 +99,7 @@ class BatchedModel(Model):
                 )
             split[name] = np.split(array, bounds)
         return [
-            InferResponse(select_outputs(request, {k: v[i] for k, v in split.items()}))
+            InferResponse(self._select(request, {k: v[i] for k, v in split.items()}))
             for i, request in enumerate(requests)
         ]
 

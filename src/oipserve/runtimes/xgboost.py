@@ -82,7 +82,9 @@ class XGBoostModel(BatchedModel):
             try:
                 booster.set_param({"nthread": int(threads)})
             except ValueError:
-                raise ModelLoadError(f"parameter nthread must be an integer, got {threads!r}") from None
+                raise ModelLoadError(
+                    f"parameter nthread must be an integer, got {threads!r}"
+                ) from None
         self._booster = booster
         declared = ctx.config.input_specs()
         if declared:

@@ -296,11 +296,16 @@ class Scheduler:
         return self._default_index
 
     def _timeout_ns(self, timeout_us: int) -> int:
+        """A client's timeout applies when the queue has no default; with a default, it may
+        only shorten it, and only where ``allow_timeout_override`` says so (Triton's rule)."""
         default = self.policy.default_timeout_ns
-        if timeout_us > 0 and self.policy.allow_timeout_override:
-            requested = timeout_us * 1000
-            if default == 0 or requested < default:
-                return requested
+        if timeout_us <= 0:
+            return default
+        requested = timeout_us * 1000
+        if default == 0:
+            return requested
+        if self.policy.allow_timeout_override and requested < default:
+            return requested
         return default
 
     def _drop(self, entry: _Entry) -> None:

@@ -4,8 +4,8 @@ Requests: each input takes its data either from ``raw_input_contents`` or from i
 ``contents``, never both in one request. The k-th raw entry belongs to the k-th input that takes raw
 data (in ``inputs`` order); raw buffers become arrays with ``np.frombuffer`` (no copy), typed
 contents with one ``np.array`` call per input. ``INT8``/``INT16`` travel in ``int_contents`` and
-``UINT8``/``UINT16`` in ``uint_contents`` (32-bit), and are narrowed here with a range check; ``FP16``
-and ``BF16`` have no typed field and must come raw. Everything a client can get wrong is an
+``UINT8``/``UINT16`` in ``uint_contents`` (32-bit), and are narrowed here with a range check;
+``FP16`` and ``BF16`` have no typed field and must come raw. Everything a client can get wrong is an
 :class:`~oipserve.errors.InvalidArgument` whose message names the input and what was wrong.
 
 Responses always carry ``raw_output_contents``, one entry per output in order, never typed
@@ -48,12 +48,12 @@ CONTENTS_FIELD: Final[dict[str, str]] = {
     "BYTES": "bytes_contents",
 }
 
-#: datatypes carried in a wider 32-bit field, and the dtype of that field
-_NARROWED: Final[dict[str, np.dtype[Any]]] = {
-    "INT8": np.dtype(np.int32),
-    "INT16": np.dtype(np.int32),
-    "UINT8": np.dtype(np.uint32),
-    "UINT16": np.dtype(np.uint32),
+#: datatypes carried in a wider 32-bit field: the dtype of that field and the range that fits
+_NARROWED: Final[dict[str, tuple[np.dtype[Any], int, int]]] = {
+    "INT8": (np.dtype(np.int32), -(1 << 7), (1 << 7) - 1),
+    "INT16": (np.dtype(np.int32), -(1 << 15), (1 << 15) - 1),
+    "UINT8": (np.dtype(np.uint32), 0, (1 << 8) - 1),
+    "UINT16": (np.dtype(np.uint32), 0, (1 << 16) - 1),
 }
 
 _SHARED_MEMORY = "shared_memory_region"
@@ -115,8 +115,7 @@ def infer_request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
     for output in outputs:
         if _SHARED_MEMORY in output.parameters:
             raise Unsupported(
-                f"output '{output.name}' asks for shared memory, which this server does not "
-                "support"
+                f"output '{output.name}' asks for shared memory, which this server does not support"
             )
     return InferenceRequest(
         model_name=message.model_name,
@@ -163,18 +162,18 @@ def _array_from_contents(
         for i, value in enumerate(values):
             array[i] = value
         return array.reshape(shape)
-    wide = _NARROWED.get(datatype)
-    if wide is None:
+    narrowed = _NARROWED.get(datatype)
+    if narrowed is None:
         return np.array(values, dtype=dtype).reshape(shape)
+    wide, lowest, highest = narrowed
     array = np.array(values, dtype=wide)
     if count:
-        info = np.iinfo(dtype)
         low, high = int(array.min()), int(array.max())
-        if low < info.min or high > info.max:
-            bad = low if low < info.min else high
+        if low < lowest or high > highest:
+            bad = low if low < lowest else high
             raise InvalidArgument(
                 f"input '{name}': datatype {datatype} cannot hold the value {bad} "
-                f"(range {info.min}..{info.max})"
+                f"(range {lowest}..{highest})"
             )
     return array.astype(dtype).reshape(shape)
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("oipserve.grpc")
 
 SERVICE_NAME: Final = "inference.GRPCInferenceService"
-"""The wire name of the inference service (method paths ``/inference.GRPCInferenceService/<Rpc>``)."""
+"""Wire name of the inference service (method paths ``/inference.GRPCInferenceService/<Rpc>``)."""
 HEALTH_SERVICE_NAME: Final = "grpc.health.v1.Health"
 
 STREAM_WINDOW: Final = 256
@@ -95,7 +95,9 @@ class InferenceServicer:
             name=metadata.name,
             versions=metadata.versions,
             platform=metadata.platform,
-            inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in metadata.inputs],
+            inputs=[
+                tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in metadata.inputs
+            ],
             outputs=[
                 tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in metadata.outputs
             ],
@@ -158,14 +160,16 @@ class InferenceServicer:
         try:
             response = await self.dataplane.infer(infer_request_from_proto(message))
             return (
-                pb.ModelStreamInferResponse(infer_response=infer_response_to_proto(response, _FINAL)),
+                pb.ModelStreamInferResponse(
+                    infer_response=infer_response_to_proto(response, _FINAL)
+                ),
                 None,
             )
         except OIPServeError as error:
             return _stream_error(message, error), error
         except Exception as exc:
-            error = _internal_error("ModelStreamInfer", message, exc)
-            return _stream_error(message, error), error
+            failure = _internal_error("ModelStreamInfer", message, exc)
+            return _stream_error(message, failure), failure
 
     # -- Triton extensions not implemented yet (one method each, to be replaced) ---------------
 
@@ -239,10 +243,14 @@ _StreamResult: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | N
 
 
 def _unimplemented(rpc: str, feature: str) -> Unsupported:
-    return Unsupported(f"{rpc} is not implemented: oipserve does not support {feature} over gRPC yet")
+    return Unsupported(
+        f"{rpc} is not implemented: oipserve does not support {feature} over gRPC yet"
+    )
 
 
-def _stream_error(message: pb.ModelInferRequest, error: OIPServeError) -> pb.ModelStreamInferResponse:
+def _stream_error(
+    message: pb.ModelInferRequest, error: OIPServeError
+) -> pb.ModelStreamInferResponse:
     return pb.ModelStreamInferResponse(
         error_message=error.message, infer_response=pb.ModelInferResponse(id=message.id)
     )
@@ -305,8 +313,8 @@ def _guard_unary(rpc: str, behaviour: Unary) -> Unary:
         except OIPServeError as error:
             await context.abort(code_of(error.kind), error.message)
         except Exception as exc:
-            error = _internal_error(rpc, request, exc)
-            await context.abort(code_of(error.kind), error.message)
+            failure = _internal_error(rpc, request, exc)
+            await context.abort(code_of(failure.kind), failure.message)
 
     return handler
 
@@ -320,8 +328,8 @@ def _guard_stream(rpc: str, behaviour: Streaming) -> Streaming:
         except OIPServeError as error:
             await context.abort(code_of(error.kind), error.message)
         except Exception as exc:
-            error = _internal_error(rpc, None, exc)
-            await context.abort(code_of(error.kind), error.message)
+            failure = _internal_error(rpc, None, exc)
+            await context.abort(code_of(failure.kind), failure.message)
 
     return handler
 
@@ -331,8 +339,10 @@ RpcKind: TypeAlias = Literal["unary", "bidi", "server_stream"]
 Method: TypeAlias = "tuple[str, type[Message], type[Message], RpcKind]"
 
 
-def _method_handlers(servicer: object, methods: list[Method]) -> dict[str, grpc.RpcMethodHandler]:
-    handlers: dict[str, grpc.RpcMethodHandler] = {}
+def _method_handlers(
+    servicer: object, methods: list[Method]
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for name, request_type, response_type, kind in methods:
         behaviour = getattr(servicer, name, None)
         if behaviour is None:
@@ -370,14 +380,14 @@ def _inference_methods() -> list[Method]:
     return methods
 
 
-def inference_handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+def inference_handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler[Any, Any]:
     """The generic handler serving ``servicer`` as ``inference.GRPCInferenceService``."""
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME, _method_handlers(servicer, _inference_methods())
     )
 
 
-def health_handler(servicer: HealthServicer) -> grpc.GenericRpcHandler:
+def health_handler(servicer: HealthServicer) -> grpc.GenericRpcHandler[Any, Any]:
     """The generic handler serving ``servicer`` as ``grpc.health.v1.Health``."""
     request, response = health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
     methods: list[Method] = [

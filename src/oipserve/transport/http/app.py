@@ -211,6 +211,8 @@ class HTTPApp:
             return None
         if rest[0] != "models" or len(rest) < 2:
             return None
+        if rest == ["models", "stats"]:
+            return {"GET": self.statistics}, "", ""
         model = rest[1]
         tail = rest[2:]
         version = ""
@@ -230,6 +232,7 @@ class HTTPApp:
         return {
             "ready": {"GET": self.model_ready},
             "infer": {"POST": self.infer},
+            "stats": {"GET": self.statistics},
         }
 
     # -- handlers ------------------------------------------------------------------------------
@@ -254,6 +257,9 @@ class HTTPApp:
         return json_response(
             {"name": request.model, "ready": False, "error": "Model version not ready"}, 503
         )
+
+    async def statistics(self, request: Request) -> Response:
+        return json_response(self.dataplane.statistics(request.model, request.version))
 
     async def infer(self, request: Request) -> Response:
         body = await request.body()

@@ -21,53 +21,100 @@ class UnsupportedEncoding(Unsupported):
     accept_encoding = True
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_AUTO = 47  # zlib or gzip header, detected by zlib
+_RAW = -zlib.MAX_WBITS
+
+
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Inflate a request body, never producing more than ``limit`` bytes (413 beyond)."""
     coding = encoding.strip().lower()
     if coding in ("", "identity"):
         return body
+    if coding == "x-gzip":
+        coding = "gzip"
     if coding not in SUPPORTED:
         raise UnsupportedEncoding(
             f"unsupported Content-Encoding '{encoding}'; supported: gzip, deflate, identity"
         )
-    # 47: zlib or gzip header, detected automatically
-    attempts = (47,) if coding == "gzip" else (47, -zlib.MAX_WBITS)
+    if coding == "gzip":
+        attempts: tuple[int, ...] = (_AUTO,)
+    elif _looks_wrapped(body):
+        attempts = (_AUTO, _RAW)  # zlib-wrapped, as tritonclient sends; raw if that fails
+    else:
+        attempts = (_RAW,)
     for wbits in attempts:
-        inflater = zlib.decompressobj(wbits)
         try:
-            out = inflater.decompress(body, limit + 1)
+            return _inflate(body, wbits, limit, coding)
         except zlib.error as exc:
             if wbits == attempts[-1]:
                 raise InvalidArgument(f"corrupt {coding} request body: {exc}") from None
-            continue
-        if len(out) > limit or inflater.unconsumed_tail:
+    raise AssertionError("unreachable")
+
+
+def _looks_wrapped(body: bytes) -> bool:
+    """A zlib (RFC 1950) or gzip header at the start of ``body``."""
+    if body[:2] == _GZIP_MAGIC:
+        return True
+    return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+
+
+def _inflate(body: bytes, wbits: int, limit: int, coding: str) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    data = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        # at most one byte over the limit is ever produced: memory stays bounded
+        out = inflater.decompress(data, limit + 1 - total)
+        total += len(out)
+        parts.append(out)
+        if total > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(
                 f"decompressed request body exceeds the limit of {limit} bytes "
                 "(raise it with --http-max-request-mb)"
             )
         if not inflater.eof:
             raise InvalidArgument(f"corrupt {coding} request body: the stream is truncated")
-        return out
-    raise InvalidArgument(f"corrupt {coding} request body")
+        data = inflater.unused_data
+        if not data.strip(b"\0"):
+            break
+        if wbits != _AUTO or data[:2] != _GZIP_MAGIC:
+            raise InvalidArgument(
+                f"corrupt {coding} request body: {len(data)} bytes of trailing data after the "
+                "compressed stream"
+            )
+        # another gzip member (RFC 1952 allows several): keep going, within the same limit
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def choose(accept_encoding: str) -> str | None:
-    """The coding to answer with: highest q among gzip/deflate; ties keep the earlier one."""
+    """The coding to answer with (None: identity).
+
+    The highest q among gzip, deflate and identity wins; ties keep the one listed first; unknown
+    codings and ``q=0`` entries are ignored.
+    """
     best: str | None = None
     best_q = 0.0
     for part in accept_encoding.split(","):
-        token, _, params = part.strip().partition(";")
+        token, *params = part.split(";")
         coding = token.strip().lower()
+        if coding == "x-gzip":
+            coding = "gzip"
+        if coding not in SUPPORTED and coding != "identity":
+            continue
         q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
-        if coding in SUPPORTED and q > best_q:
-            best, best_q = coding, q
-        elif coding == "identity" and q > best_q:
-            best, best_q = None, q
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+                if not 0.0 <= q <= 1.0:  # also NaN
+                    q = 0.0
+        if q > best_q:
+            best, best_q = (None if coding == "identity" else coding), q
     return best
 
 
