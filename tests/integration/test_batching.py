@@ -232,3 +232,38 @@ def test_iris_batched_results_equal_unbatched(batching_server: RunningServer) ->
         else:
             assert [o["name"] for o in outputs] == ["predict"]
             assert outputs[0]["data"] == [labels[i]]
+
+
+def test_client_that_disconnects_while_queued_is_dropped(batching_server: RunningServer) -> None:
+    import json
+    import socket
+
+    url = batching_server.base_url
+    before = _stats(url, "slow")
+    busy = [_body(1.0, rows=16) for _ in range(3)]
+    payload = json.dumps(_body(7.0)).encode()
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            tasks = [
+                asyncio.create_task(client.post("/v2/models/slow/infer", json=b)) for b in busy
+            ]
+            await asyncio.sleep(0.03)  # the busy requests are in (they take 3 × 30 ms)
+            with socket.create_connection(("127.0.0.1", batching_server.http_port)) as sock:
+                sock.sendall(
+                    b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                    + str(len(payload)).encode()
+                    + b"\r\n\r\n"
+                    + payload
+                )
+                await asyncio.sleep(0.01)
+            # queued behind the abandoned request: once it is answered, the abandoned one
+            # would have run too, had it stayed in the queue
+            sentinel = await client.post("/v2/models/slow/infer", json=_body(2.0))
+            return [sentinel, *await asyncio.gather(*tasks)]
+
+    responses = asyncio.run(scenario())
+    assert all(r.status_code == 200 for r in responses)
+    after = _stats(url, "slow")
+    # the 3 × 16 rows of the busy requests and the sentinel ran; the abandoned request never did
+    assert after["inference_count"] - before["inference_count"] == 49

@@ -8,6 +8,7 @@ call the dataplane, encode. Errors become ``{"error": ...}`` through one table (
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from oipserve.errors import (
     QueueFull,
 )
 from oipserve.protocol import codec
+from oipserve.protocol.types import InferenceRequest, InferenceResponse
 from oipserve.transport.http import compression
 from oipserve.transport.http.errors import status_of
 
@@ -91,6 +93,15 @@ class Request:
         if encoding:
             body = compression.decompress(body, encoding.decode("latin-1"), self.max_body)
         return body
+
+
+    async def cancel_on_disconnect(self, task: asyncio.Task[Any]) -> bool:
+        """Wait for the client to go away, then cancel ``task``; True if it did."""
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return True
 
 
 class ClientDisconnected(Exception):
@@ -269,7 +280,7 @@ class HTTPApp:
         infer_request = codec.decode_infer_request(
             body, request.model, request.version, header_length
         )
-        result = await self.dataplane.infer(infer_request)
+        result = await self._infer_unless_disconnected(infer_request, request)
         header, chunks = codec.encode_infer_response(result, infer_request)
         if not chunks:
             return Response(200, header)
@@ -278,6 +289,24 @@ class HTTPApp:
             [header, *chunks],
             [_OCTET, (b"inference-header-content-length", str(len(header)).encode())],
         )
+
+
+    async def _infer_unless_disconnected(
+        self, infer_request: InferenceRequest, request: Request
+    ) -> InferenceResponse:
+        """Run the inference, cancelling it (and so dropping it from the model's queue) if the
+        client goes away first."""
+        current = asyncio.current_task()
+        assert current is not None
+        watcher = asyncio.get_running_loop().create_task(request.cancel_on_disconnect(current))
+        try:
+            return await self.dataplane.infer(infer_request)
+        except asyncio.CancelledError:
+            if watcher.done() and not watcher.cancelled() and watcher.result():
+                raise ClientDisconnected from None
+            raise
+        finally:
+            watcher.cancel()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
