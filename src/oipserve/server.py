@@ -94,7 +94,18 @@ class Server:
         if http_task.done():
             await http_task
             raise SystemExit(f"could not listen on {self.settings.host}:{self.settings.http_port}")
-        grpc_server = await start_grpc_server(self.dataplane, self.settings.host, self.settings.grpc_port, self.settings.grpc_max_message_bytes)
+        try:
+            grpc_server = await start_grpc_server(
+                self.dataplane,
+                self.settings.host,
+                self.settings.grpc_port,
+                self.settings.grpc_max_message_bytes,
+            )
+        except RuntimeError as exc:
+            self._http.should_exit = True
+            await http_task
+            where = f"{self.settings.host}:{self.settings.grpc_port}"
+            raise SystemExit(f"could not listen for gRPC on {where}: {exc}") from None
         await self.load_startup_models()
         self._log_ready()
         stop_task = asyncio.create_task(self._stop.wait())

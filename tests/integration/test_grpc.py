@@ -534,3 +534,72 @@ def test_oversize_message_is_resource_exhausted(examples_repository: Path, tmp_p
         request.raw_input_contents.append(_raw(fits))
         response = _call(channel, "ModelInfer", request)
         assert response.raw_output_contents[0] == _raw(fits)
+
+
+# -- a server that is not ready, and a model that fails ---------------------------------------
+
+BROKEN_MODEL = """
+import oipserve
+
+
+class Broken(oipserve.Model):
+    def load(self, ctx):
+        raise RuntimeError("cannot load")
+
+    def infer(self, requests):
+        return []
+"""
+
+FAULTY_MODEL = """
+import oipserve
+
+
+class Faulty(oipserve.Model):
+    def infer(self, requests):
+        raise ValueError("bad luck")
+"""
+
+
+def test_not_ready_server_and_failing_model(tmp_path: Path) -> None:
+    repository = tmp_path / "repository"
+    for name, source in (("broken", BROKEN_MODEL), ("faulty", FAULTY_MODEL)):
+        (repository / name / "1").mkdir(parents=True)
+        (repository / name / "1" / "model.py").write_text(source)
+    with (
+        serve(repository, tmp_dir=tmp_path) as running,
+        grpc.insecure_channel(running.grpc_url, options=OPTIONS) as channel,
+    ):
+        assert _call(channel, "ServerLive", pb.ServerLiveRequest()).live
+        assert not _call(channel, "ServerReady", pb.ServerReadyRequest()).ready
+        assert not _call(channel, "ModelReady", pb.ModelReadyRequest(name="broken")).ready
+        assert _call(channel, "ModelReady", pb.ModelReadyRequest(name="faulty")).ready
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        status = check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        request = _identity(InputTensor(name="x", datatype="INT32", shape=[1]), raw=[b"\0" * 4])
+        request.model_name = "faulty"
+        code, details = _rpc_error(lambda: _call(channel, "ModelInfer", request))
+        assert code == grpc.StatusCode.INTERNAL
+        assert "faulty" in details
+        assert "bad luck" in details
+        code, details = _rpc_error(
+            lambda: _call(channel, "ModelInfer", pb.ModelInferRequest(model_name="broken"))
+        )
+        assert code == grpc.StatusCode.NOT_FOUND, details
+        assert "broken" in details
+
+        stream = channel.stream_stream(
+            f"/{SERVICE}/ModelStreamInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelStreamInferResponse.FromString,
+        )
+        request.id = "f1"
+        (response,) = list(stream(iter([request]), timeout=TIMEOUT_S))
+        assert "bad luck" in response.error_message
+        assert response.infer_response.id == "f1"
+        assert _call(channel, "ServerLive", pb.ServerLiveRequest()).live

@@ -198,20 +198,21 @@ def test_raw_size_must_match_shape(datatype: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "words"),
+    "raw",
     [
-        (struct.pack("<I", 1) + b"a", ["ends after 1 of 2"]),
-        (struct.pack("<I", 5) + b"a", ["declares 5 bytes"]),
-        (struct.pack("<II", 0, 0) + b"!", ["1 bytes left over"]),
+        struct.pack("<I", 1) + b"a",  # one element of two
+        struct.pack("<I", 1) + b"a" + struct.pack("<I", 5) + b"b",  # second element cut short
+        struct.pack("<II", 0, 0) + b"!",  # bytes left over
     ],
 )
-def test_raw_bytes_must_match_shape(raw: bytes, words: list[str]) -> None:
+def test_raw_bytes_must_match_shape(raw: bytes) -> None:
+    """The wording is binary.py's (shared with REST); here: rejected, naming the input."""
     message = pb.ModelInferRequest(
         model_name="m",
         inputs=[InputTensor(name="s", datatype="BYTES", shape=[2])],
         raw_input_contents=[raw],
     )
-    _bad(message, "input 's'", *words)
+    _bad(message, "input 's'")
 
 
 def test_raw_and_typed_contents_in_one_request() -> None:

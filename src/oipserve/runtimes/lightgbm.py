@@ -54,7 +54,9 @@ class LightGBMModel(BatchedModel):
             raise ModelLoadError(f"model '{ctx.name}' has no model.txt")
         lgb: Any = import_framework("lightgbm", "lightgbm")
         try:
-            text = ctx.model_file.read_text(encoding="utf-8")
+            data = ctx.model_file.read_bytes()
+            check_complete(data)
+            text = data.decode("utf-8")
             header = _header(text)
             booster = lgb.Booster(model_str=text)
             self._features = int(booster.num_feature())
@@ -127,6 +129,39 @@ class LightGBMModel(BatchedModel):
         if PREDICT_PROBA in wanted:
             result[PREDICT_PROBA] = probabilities
         return result
+
+
+def check_complete(data: bytes) -> None:
+    """Refuse a truncated or cut-up model file before LightGBM sees it.
+
+    LightGBM reads each tree at the offset its header's ``tree_sizes`` gives without checking it
+    against the length of the text: a truncated file makes it read past the end and can crash the
+    whole process (seen with LightGBM 4.7). So check that every tree starts where ``tree_sizes``
+    says and that the ``end of trees`` line follows them.
+    """
+    start = data.find(b"\nTree=") + 1
+    if start == 0:
+        raise ValueError("the file holds no trees (is it truncated, or not a LightGBM model?)")
+    sizes: list[int] | None = None
+    for line in data[:start].splitlines():
+        if line.startswith(b"tree_sizes="):
+            try:
+                sizes = [int(value) for value in line.removeprefix(b"tree_sizes=").split()]
+            except ValueError:
+                raise ValueError("the tree_sizes line is corrupt") from None
+    end = data.find(b"end of trees", start)
+    if end < 0:
+        raise ValueError("the 'end of trees' line is missing: the file is truncated")
+    if sizes is not None:
+        offset = start
+        for index, size in enumerate(sizes):
+            if offset >= end or not data.startswith(b"Tree=", offset):
+                raise ValueError(
+                    f"tree {index} is not where tree_sizes says: the file is truncated or corrupt"
+                )
+            offset += size
+        if offset > end:
+            raise ValueError("the trees overrun 'end of trees': the file is truncated or corrupt")
 
 
 def _header(text: str) -> dict[str, str]:
