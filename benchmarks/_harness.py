@@ -173,3 +173,62 @@ def markdown_table(title: str, rows: list[tuple[str, WrkResult]]) -> str:
             f"{r.p99_ms:.2f} | {r.errors} |"
         )
     return "\n".join(lines)
+
+
+@dataclass
+class H2loadResult:
+    concurrency: int
+    requests_per_s: float
+    mean_ms: float
+    errors: int
+
+
+def run_h2load(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration_s: int,
+    *,
+    headers: dict[str, str] | None = None,
+    core: str | None = "1",
+    warm_up_s: int = 0,
+    streams_per_connection: int = 1,
+) -> H2loadResult:
+    """POST ``body`` to ``url`` over HTTP/2 (h2c) with h2load: ``concurrency`` connections.
+
+    For gRPC pass the framed message (5-byte prefix + serialized protobuf) as ``body`` and
+    ``{"content-type": "application/grpc", "te": "trailers"}`` as ``headers``. h2load counts HTTP
+    statuses only, so a gRPC error (HTTP 200 with a non-zero grpc-status trailer) is not seen
+    here: check one response with a gRPC client first.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        body_path = Path(tmp) / "body.bin"
+        body_path.write_bytes(body)
+        header_args = [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
+        out = subprocess.run(
+            [
+                *taskset(core),
+                "h2load",
+                "-c",
+                str(concurrency),
+                "-m",
+                str(streams_per_connection),
+                "-D",
+                str(duration_s),
+                *(["--warm-up-time", str(warm_up_s)] if warm_up_s else []),
+                *header_args,
+                "-d",
+                str(body_path),
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    rps = float(re.search(r"finished in \S+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    # "failed" counts every request that did not succeed: non-2xx statuses, errors and timeouts
+    failed = re.search(r"\d+ succeeded, (\d+) failed", out)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
+    errors = int(failed.group(1)) if failed else 0
+    mean_ms = _to_ms(mean.group(1)) if mean else float("nan")
+    return H2loadResult(concurrency, rps, mean_ms, errors)

@@ -1,0 +1,3 @@
+from benchmarks.compare.run import main
+
+main()
