@@ -472,19 +472,36 @@ def test_default_timeout_and_override_rules() -> None:
         model.release()
         await a
 
+        # a default the requests may not override: a shorter client timeout is ignored
         model2 = FakeModel()
         model2.hold = True
-        strict, _ = make(model2, clock, allow_timeout_override=False)
+        strict, _ = make(model2, clock, default_timeout_ns=50_000, allow_timeout_override=False)
         first = submit(strict, req("first"))
         ignored = submit(strict, req("ignored"), timeout_us=1)
         await settle()
-        clock.advance(10**9)
+        clock.advance(10_000)
         await settle()
-        assert not ignored.done()  # no default timeout, and the override is not allowed
-        model2.release()
+        assert not ignored.done()
+        clock.advance(40_000)
         await settle()
+        with pytest.raises(DeadlineExceeded):
+            ignored.result()  # the default still applies
         model2.release()
-        await asyncio.gather(first, ignored)
+        await first
+
+        # no default at all: the client's timeout is the only one, so it applies
+        model3 = FakeModel()
+        model3.hold = True
+        open_queue, _ = make(model3, clock, allow_timeout_override=False)
+        head = submit(open_queue, req("head"))
+        timed = submit(open_queue, req("timed"), timeout_us=5)
+        await settle()
+        clock.advance(5_000)
+        await settle()
+        with pytest.raises(DeadlineExceeded):
+            timed.result()
+        model3.release()
+        await head
 
     run(body)
 
