@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from tests.serving import EXAMPLES, RunningServer, serve
@@ -235,9 +239,6 @@ def test_iris_batched_results_equal_unbatched(batching_server: RunningServer) ->
 
 
 def test_client_that_disconnects_while_queued_is_dropped(batching_server: RunningServer) -> None:
-    import json
-    import socket
-
     url = batching_server.base_url
     before = _stats(url, "slow")
     busy = [_body(1.0, rows=16) for _ in range(3)]
@@ -248,7 +249,7 @@ def test_client_that_disconnects_while_queued_is_dropped(batching_server: Runnin
             tasks = [
                 asyncio.create_task(client.post("/v2/models/slow/infer", json=b)) for b in busy
             ]
-            await asyncio.sleep(0.03)  # the busy requests are in (they take 3 × 30 ms)
+            await asyncio.sleep(0.03)  # the busy requests are in (they take 3 x 30 ms)
             with socket.create_connection(("127.0.0.1", batching_server.http_port)) as sock:
                 sock.sendall(
                     b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: "
@@ -265,5 +266,31 @@ def test_client_that_disconnects_while_queued_is_dropped(batching_server: Runnin
     responses = asyncio.run(scenario())
     assert all(r.status_code == 200 for r in responses)
     after = _stats(url, "slow")
-    # the 3 × 16 rows of the busy requests and the sentinel ran; the abandoned request never did
+    # the 3 x 16 rows of the busy requests and the sentinel ran; the abandoned request never did
     assert after["inference_count"] - before["inference_count"] == 49
+
+
+def test_batches_form_over_grpc_and_statistics_rpc(batching_server: RunningServer) -> None:
+    client = grpcclient.InferenceServerClient(batching_server.grpc_url)
+    before = client.get_inference_statistics("slow", as_json=True)["model_stats"][0]
+    results: list[Any] = []
+
+    def done(result: Any, error: Any) -> None:
+        results.append(error if error is not None else result.as_numpy("y"))
+
+    for i in range(24):
+        tensor = grpcclient.InferInput("x", [1, 2], "FP32")
+        tensor.set_data_from_numpy(np.array([[i, -i]], dtype=np.float32))
+        client.async_infer("slow", [tensor], done)
+    deadline = time.monotonic() + 30
+    while len(results) < 24 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(results) == 24
+    assert all(isinstance(r, np.ndarray) for r in results), results
+    after = client.get_inference_statistics("slow", as_json=True)["model_stats"][0]
+    client.close()
+    count = int(after["inference_count"]) - int(before.get("inference_count", 0))
+    executions = int(after["execution_count"]) - int(before.get("execution_count", 0))
+    assert count == 24
+    assert 0 < executions < 24
+    assert max(int(b["batch_size"]) for b in after["batch_stats"]) > 1

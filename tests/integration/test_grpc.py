@@ -28,6 +28,7 @@ CORE_RPCS = {
     "ModelMetadata",
     "ModelInfer",
     "ModelStreamInfer",
+    "ModelStatistics",
 }
 UNIMPLEMENTED_RPCS = sorted(
     m.name

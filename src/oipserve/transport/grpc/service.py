@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 
 from oipserve.dataplane import DataPlane
@@ -181,7 +182,8 @@ class InferenceServicer:
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Context
     ) -> pb.ModelStatisticsResponse:
-        raise _unimplemented("ModelStatistics", "statistics")
+        statistics = self.dataplane.statistics(request.name, request.version)
+        return json_format.ParseDict(statistics, pb.ModelStatisticsResponse())
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: Context
