@@ -16,12 +16,16 @@ class Case:
 
 
 def _cases() -> list[Case]:
-    found = [Case(f"iris-rest-c{c}", f"iris 1 row, REST, c={c}", "iris-json", c) for c in (1, 8, 32)]
-    found += [Case(f"iris-grpc-c{c}", f"iris 1 row, gRPC, c={c}", "iris-grpc", c) for c in (1, 8, 32)]
+    found = [
+        Case(f"iris-rest-c{c}", f"iris 1 row, REST, c={c}", "iris-json", c) for c in (1, 8, 32)
+    ]
     found += [
-        Case("echo-json", "echo 1000×20 FP32, REST JSON, c=8", "echo-json", 8),
-        Case("echo-binary", "echo 1000×20 FP32, REST binary, c=8", "echo-binary", 8),
-        Case("echo-grpc", "echo 1000×20 FP32, gRPC raw, c=8", "echo-grpc", 8),
+        Case(f"iris-grpc-c{c}", f"iris 1 row, gRPC, c={c}", "iris-grpc", c) for c in (1, 8, 32)
+    ]
+    found += [
+        Case("echo-json", "echo 1000x20 FP32, REST JSON, c=8", "echo-json", 8),
+        Case("echo-binary", "echo 1000x20 FP32, REST binary, c=8", "echo-binary", 8),
+        Case("echo-grpc", "echo 1000x20 FP32, gRPC raw, c=8", "echo-grpc", 8),
         Case("forest-json", "RandomForest 1,000 rows, REST JSON, c=4", "forest-json", 4),
         Case("forest-binary", "RandomForest 1,000 rows, REST binary, c=4", "forest-binary", 4),
     ]
@@ -45,7 +49,7 @@ MLSERVER_CONFIGS: dict[str, tuple[int | None, bool]] = {
 
 DESCRIPTIONS = {
     OIPSERVE: "oipserve serve (its defaults, --log-level warning)",
-    FLOOR_ASGI: "bare ASGI handler on uvicorn + httptools + uvloop, fixed body (oipserve's response)",
+    FLOOR_ASGI: "bare ASGI handler on uvicorn + httptools + uvloop, fixed body (oipserve's)",
     FLOOR_GRPC: "bare grpc.aio handler on uvloop, fixed ModelInferResponse bytes (oipserve's)",
     RAW_PREDICT: "RandomForest predict() on the request's 1,000 rows in a loop, no server",
     "mlserver": "MLServer 1.7.1 defaults (parallel_workers=1), adaptive batching off",

@@ -1,4 +1,4 @@
-"""MLServer 1.7.1 in a virtualenv of its own (``benchmarks/compare/.mlserver-venv``, git-ignored)."""
+"""MLServer 1.7.1 in a virtualenv of its own, benchmarks/compare/.mlserver-venv (git-ignored)."""
 
 from __future__ import annotations
 

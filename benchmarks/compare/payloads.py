@@ -102,7 +102,9 @@ def payloads() -> dict[str, Payload]:
     echo_binary, echo_binary_headers = binary_body("INPUT0", echo, "OUTPUT0")
     forest_binary, forest_binary_headers = binary_body("input-0", forest, "predict")
     found = [
-        Payload("iris-json", "iris", "rest", json_body("input-0", iris), "predict", 1, JSON_HEADERS),
+        Payload(
+            "iris-json", "iris", "rest", json_body("input-0", iris), "predict", 1, JSON_HEADERS
+        ),
         Payload("iris-grpc", "iris", "grpc", grpc_body("iris", "input-0", iris), "predict", 1),
         Payload(
             "echo-json", "identity", "rest", json_body("INPUT0", echo), "OUTPUT0", 1, JSON_HEADERS

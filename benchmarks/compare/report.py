@@ -65,15 +65,17 @@ class Results:
     def errors(self, label: str, case: str) -> int:
         return sum(s.errors for s in self.load.get((label, case), []))
 
-    def start_median(self, label: str, variant: str, what: Callable[[StartSample], float]) -> float:
+    def start_median(
+        self, label: str, variant: str, what: Callable[[StartSample], float]
+    ) -> float | None:
         samples = self.starts.get((label, variant))
-        return statistics.median(what(s) for s in samples) if samples else float("nan")
+        return statistics.median(what(s) for s in samples) if samples else None
 
 
 def _best(
     values: dict[str, float | None], pick: Callable[[list[float]], float]
 ) -> tuple[float | None, str]:
-    present = {label: v for label, v in values.items() if v is not None and v == v}
+    present = {label: v for label, v in values.items() if v is not None}
     if not present:
         return None, ""
     best = pick(list(present.values()))
@@ -88,7 +90,7 @@ def _ratio(ours: float | None, other: float | None, percent: bool = False) -> st
     if ours is None or other is None or other == 0:
         return "—"
     ratio = ours / other
-    return f"{ratio:.0%}" if percent else f"{ratio:.2f}×"
+    return f"{ratio:.0%}" if percent else f"{ratio:.2f}x"
 
 
 def _met(ratio: float | None, at_least: float | None = None, at_most: float | None = None) -> str:
@@ -102,7 +104,23 @@ def _met(ratio: float | None, at_least: float | None = None, at_most: float | No
 
 
 def _divide(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 or a != a or b != b else a / b
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _ready(sample: StartSample) -> float:
+    return sample.ready_s
+
+
+def _rss(sample: StartSample) -> float:
+    return sample.rss_mib
+
+
+def _pss(sample: StartSample) -> float:
+    return sample.pss_mib
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
 
 
 def ratio_table(results: Results) -> str:
@@ -121,7 +139,7 @@ def ratio_table(results: Results) -> str:
         vs_mls, vs_floor = _divide(ours, mls), _divide(ours, floor)
         targets, met = [], []
         if row.at_least_vs_mlserver is not None:
-            targets.append(f"≥ {row.at_least_vs_mlserver:g}× MLServer")
+            targets.append(f"≥ {row.at_least_vs_mlserver:g}x MLServer")
             met.append(_met(vs_mls, at_least=row.at_least_vs_mlserver))
         if row.at_least_vs_floor is not None:
             targets.append(f"≥ {row.at_least_vs_floor:.0%} of floor")
@@ -136,9 +154,9 @@ def ratio_table(results: Results) -> str:
             f"{', '.join(targets) or '—'} | {', '.join(met) or '—'} |"
         )
     for variant, models in (("one", "1 model"), ("ten", "10 models")):
-        for what, name, fmt, key in (
-            ("cold start", "s", "{:.2f} s", lambda s: s.ready_s),
-            ("idle RSS", "MiB", "{:.0f} MiB", lambda s: s.rss_mib),
+        for what, fmt, key in (
+            ("cold start", "{:.2f} s", _ready),
+            ("idle RSS", "{:.0f} MiB", _rss),
         ):
             ours_v = results.start_median(OIPSERVE, variant, key)
             mls_v, mls_label = _best(
@@ -152,11 +170,11 @@ def ratio_table(results: Results) -> str:
             ratio = _divide(ours_v, mls_v)
             target = variant == "one"
             lines.append(
-                f"| {what}, {models} | {fmt.format(ours_v) if ours_v == ours_v else '—'} | "
+                f"| {what}, {models} | {fmt.format(ours_v) if ours_v is not None else '—'} | "
                 f"{fmt.format(mls_v) if mls_v is not None else '—'}"
                 f"{f' ({mls_label})' if mls_label else ''} | "
-                f"{'—' if ratio is None else f'{ratio:.2f}×'} | — | — | "
-                f"{f'≤ {AT_MOST_VS_MLSERVER:g}× MLServer' if target else '—'} | "
+                f"{'—' if ratio is None else f'{ratio:.2f}x'} | — | — | "
+                f"{f'≤ {AT_MOST_VS_MLSERVER:g}x MLServer' if target else '—'} | "
                 f"{_met(ratio, at_most=AT_MOST_VS_MLSERVER) if target else '—'} |"
             )
     return "\n".join(lines)
@@ -178,7 +196,7 @@ def details_table(results: Results) -> str:
             rates = [s.requests_per_s for s in samples]
             cell = f"{statistics.median(rates):,.0f}"
             if len(rates) > 1:
-                cell += f" ({min(rates):,.0f}–{max(rates):,.0f})"
+                cell += f" ({min(rates):,.0f} to {max(rates):,.0f})"
             errors = results.errors(label, key)
             if errors:
                 cell += f" **{errors} errors**"
@@ -190,7 +208,7 @@ def details_table(results: Results) -> str:
             "",
             f"{RAW_PREDICT} (RandomForest predict() on 1,000 rows in a loop): "
             f"{statistics.median(raw):,.0f} rows/s"
-            + (f" ({min(raw):,.0f}–{max(raw):,.0f})" if len(raw) > 1 else ""),
+            + (f" ({min(raw):,.0f} to {max(raw):,.0f})" if len(raw) > 1 else ""),
         ]
     return "\n".join(lines)
 
@@ -207,9 +225,9 @@ def start_table(results: Results) -> str:
                 continue
             lines.append(
                 f"| {label} | {1 if variant == 'one' else 10} | "
-                f"{results.start_median(label, variant, lambda s: s.ready_s):.2f} | "
-                f"{results.start_median(label, variant, lambda s: s.rss_mib):.0f} | "
-                f"{results.start_median(label, variant, lambda s: s.pss_mib):.0f} | "
+                f"{_number(results.start_median(label, variant, _ready), '{:.2f}')} | "
+                f"{_number(results.start_median(label, variant, _rss), '{:.0f}')} | "
+                f"{_number(results.start_median(label, variant, _pss), '{:.0f}')} | "
                 f"{max(s.processes for s in samples)} |"
             )
     return "\n".join(lines)
@@ -240,9 +258,7 @@ def _tool_version(command: list[str]) -> str:
     return text[0] if text else "unknown"
 
 
-def machine(
-    ours: dict[str, str | None], mlserver: dict[str, str | None]
-) -> list[tuple[str, str]]:
+def machine(ours: dict[str, str | None], mlserver: dict[str, str | None]) -> list[tuple[str, str]]:
     def both(name: str) -> str:
         return f"{ours.get(name) or '—'} (oipserve) / {mlserver.get(name) or '—'} (MLServer)"
 
@@ -252,7 +268,10 @@ def machine(
         ("kernel", platform.release()),
         ("Python", platform.python_version()),
         ("oipserve", ours.get("oipserve") or "—"),
-        ("MLServer", f"{mlserver.get('mlserver')} (mlserver-sklearn {mlserver.get('mlserver-sklearn')})"),
+        (
+            "MLServer",
+            f"{mlserver.get('mlserver')} (mlserver-sklearn {mlserver.get('mlserver-sklearn')})",
+        ),
         ("uvicorn", both("uvicorn")),
         ("grpcio", both("grpcio")),
         ("uvloop", both("uvloop")),
@@ -284,7 +303,7 @@ def render(results: Results, machine_info: list[tuple[str, str]], command: str) 
         "",
         ratio_table(results),
         "",
-        "## Every measurement (requests/s: median, min–max over runs)",
+        "## Every measurement (requests/s: median, min to max over runs)",
         "",
         details_table(results),
         "",

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -31,6 +32,15 @@ class _UvicornServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn exits the process when it cannot bind; report that as a failed start instead
+        try:
+            await super().serve(sockets)
+        except SystemExit:
+            self.failed_to_start = True
+
+    failed_to_start = False
 
 
 class Server:
@@ -91,8 +101,7 @@ class Server:
         # listen first, so health probes answer (not ready) while models load
         while not self._http.started and not http_task.done():
             await asyncio.sleep(0.01)
-        if http_task.done():
-            await http_task
+        if http_task.done():  # uvicorn logged why (e.g. the address is in use)
             raise SystemExit(f"could not listen on {self.settings.host}:{self.settings.http_port}")
         try:
             grpc_server = await start_grpc_server(

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import serve
+from tests.serving import free_port, serve
 
 
 def test_startup_logs_name_models_and_url(examples_repository: Path, tmp_path: Path) -> None:
@@ -64,3 +64,28 @@ def test_module_entry_point_help() -> None:
         text=True,
     ).stdout
     assert "MODEL_REPOSITORY" in out
+
+
+def test_port_in_use_is_a_clean_failure(examples_repository: Path, tmp_path: Path) -> None:
+    with serve(examples_repository, tmp_dir=tmp_path) as running:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "oipserve",
+                "serve",
+                str(examples_repository),
+                "--host",
+                "127.0.0.1",
+                "--http-port",
+                str(running.http_port),
+                "--grpc-port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"could not listen on 127.0.0.1:{running.http_port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
