@@ -19,9 +19,7 @@ from oipserve.model import InferRequest, InferResponse, InferResult, Model, sele
 
 def batch_key(request: InferRequest) -> Hashable:
     """Requests with equal keys can be concatenated along dim 0."""
-    return tuple(
-        (name, array.dtype.str, array.shape[1:]) for name, array in sorted(request.inputs.items())
-    )
+    return tuple((name, array.dtype, array.shape[1:]) for name, array in request.inputs.items())
 
 
 def batch_size(request: InferRequest) -> int:
