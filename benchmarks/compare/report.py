@@ -282,7 +282,9 @@ def machine(ours: dict[str, str | None], mlserver: dict[str, str | None]) -> lis
     ]
 
 
-def render(results: Results, machine_info: list[tuple[str, str]], command: str) -> str:
+def render(
+    results: Results, machine_info: list[tuple[str, str]], command: str, note: str = ""
+) -> str:
     used = sorted(
         {label for label, _ in results.load} | {label for label, _ in results.starts},
         key=_label_order,
@@ -299,6 +301,7 @@ def render(results: Results, machine_info: list[tuple[str, str]], command: str) 
         "request bytes. MLServer's figure is the best of the configurations tried "
         "(named in brackets).",
         "",
+        *([f"**{note}**", ""] if note else []),
         "## Ratios",
         "",
         ratio_table(results),
@@ -322,5 +325,5 @@ def render(results: Results, machine_info: list[tuple[str, str]], command: str) 
         *[f"| {name} | {value} |" for name, value in machine_info],
     ]
     if results.failures:
-        parts += ["", "## Failures", "", *[f"- {failure}" for failure in results.failures]]
+        parts += ["", "## Failures", "", *[f"- {' '.join(f.split())}" for f in results.failures]]
     return "\n".join(parts) + "\n"

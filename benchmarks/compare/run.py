@@ -192,7 +192,7 @@ class Bench:
 
     def fail(self, message: str) -> None:
         print(f"  FAILED {message}", file=sys.stderr)
-        self.results.failures.append(message.replace("\n", " ⏎ ")[:2000])
+        self.results.failures.append(" ".join(message.split())[:2000])
 
     # ---- load ------------------------------------------------------------------------------
 
@@ -380,6 +380,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.write_docs:
         theirs = mlserver_env.versions(mlserver_python) if mlserver_python else {}
         command = "python -m benchmarks.compare " + " ".join(argv or sys.argv[1:])
-        text = render(results, machine(_versions(), theirs), command.strip())
+        note = (
+            "Smoke test (--quick): one run of 1 s per case; too short to quote."
+            if args.quick
+            else ""
+        )
+        text = render(results, machine(_versions(), theirs), command.strip(), note)
         DOCS.write_text(text)
         print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)

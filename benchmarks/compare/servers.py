@@ -29,7 +29,7 @@ class ServerSpec:
     cwd: Path | None = None
     http: bool = True  # ready when GET /v2/health/ready answers 200
     grpc: bool = True  # and when the gRPC port accepts connections
-    timeout_s: float = 180.0
+    timeout_s: float = 90.0
 
 
 @dataclass

@@ -1,20 +1,34 @@
-"""The use cases every transport serves: health, metadata, inference (and, later, more).
+"""The use cases every transport serves: health, metadata, inference, model configuration and the
+model repository (index, load, unload).
 
 Transports decode their wire format into :mod:`oipserve.protocol.types` and call these methods; the
 dataplane checks requests against the model's declared tensors, hands them to the model's
 scheduler and builds the protocol response. It never sees HTTP or gRPC.
+
+Model control modes (PROTOCOL.md §0, as Triton's): ``explicit`` (the default) serves the repository
+API's load and unload; ``poll`` and ``none`` refuse them (``poll`` follows the folder instead, see
+:mod:`oipserve.repository.poll`). The index is answered in every mode. Loading and unloading later
+never make a ready server not ready; a model that failed at start-up and is loaded later stops
+counting against readiness.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oipserve import __version__, classification
 from oipserve.errors import InvalidArgument, OIPServeError, Unavailable
+from oipserve.registry import IndexEntry, LoadedModel, Registry
+from oipserve.repository import config as config_module
+from oipserve.repository import layout, triton
+from oipserve.scheduling.statistics import RequestTiming
+
+if TYPE_CHECKING:
+    from oipserve.transport.grpc.messages import config_pb
 from oipserve.model import InferRequest, Parameter, TensorSpec
 from oipserve.protocol.datatypes import datatype_of, dtype_of
 from oipserve.protocol.types import (
@@ -25,7 +39,6 @@ from oipserve.protocol.types import (
     OutputTensor,
     ServerMetadata,
 )
-from oipserve.registry import LoadedModel, Registry
 
 #: request parameters the server interprets itself; never handed to the model
 RESERVED_PARAMETERS = frozenset(
@@ -37,16 +50,34 @@ OUTPUT_EXTENSION_PARAMETERS = frozenset({"binary_data", "classification"})
 EXTENSIONS: tuple[str, ...] = (
     "binary_tensor_data",
     "classification",
+    "model_configuration",
+    "model_repository",
+    "model_repository(unload_dependents)",
     "parameters",
     "schedule_policy",
     "statistics",
 )
 
+CONTROL_MODES: tuple[str, ...] = ("explicit", "poll", "none")
+"""``--model-control-mode`` values; only ``explicit`` allows repository load / unload."""
+
 
 class DataPlane:
-    def __init__(self, registry: Registry, *, server_name: str = "oipserve") -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        server_name: str = "oipserve",
+        model_control_mode: str = "explicit",
+    ) -> None:
+        if model_control_mode not in CONTROL_MODES:
+            raise ValueError(
+                f"model control mode must be one of {', '.join(CONTROL_MODES)}, "
+                f"not {model_control_mode!r}"
+            )
         self.registry = registry
         self.server_name = server_name
+        self.model_control_mode = model_control_mode
         self.started = False
         """Set once start-up loading has finished."""
         self.strict_readiness = True
@@ -91,6 +122,74 @@ class DataPlane:
             models = [m for m in self.registry.loaded() if m.name == name]
         return {"model_stats": [m.statistics.snapshot(m.name, m.version) for m in models]}
 
+    # -- model configuration (Triton's model_configuration extension) --------------------------
+
+    def model_config(self, name: str, version: str = "") -> dict[str, Any]:
+        """Triton's JSON rendering of the model's effective configuration (PROTOCOL.md §3.1)."""
+        return triton.to_json(self.registry.get(name, version).config)
+
+    def model_config_proto(self, name: str, version: str = "") -> config_pb.ModelConfig:
+        """The same configuration as the ``ModelConfig`` protobuf message, for gRPC."""
+        return triton.to_proto(self.registry.get(name, version).config)
+
+    # -- model repository (Triton's model_repository extension) --------------------------------
+
+    def repository_index(self, ready: bool = False) -> list[IndexEntry]:
+        """Every model folder and version with its state; only READY ones when ``ready``."""
+        entries = self.registry.index()
+        if ready:
+            return [entry for entry in entries if entry.state == "READY"]
+        return entries
+
+    def _require_explicit(self, action: str) -> None:
+        if self.model_control_mode != "explicit":
+            raise InvalidArgument(
+                f"explicit model {action} is not allowed in model control mode "
+                f"'{self.model_control_mode}'; start the server with --model-control-mode explicit"
+            )
+
+    async def repository_load(
+        self, name: str, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
+        """The repository API's load: (re)load ``name``, with an optional config override (the JSON
+        of a ModelConfig) and optional files (``"1/model.onnx"`` → bytes) replacing its folder."""
+        self._require_explicit("load")
+        layout.validate_name(self.registry.root, name)
+        override = None
+        if config is not None:
+            source = "the 'config' load parameter"
+            override = config_module.parse_json(config, source)
+            triton.check(override, source)
+        elif files:
+            raise InvalidArgument(
+                f"loading model '{name}' with file overrides needs the 'config' parameter too"
+            )
+        await self.load_model(name, override, files)
+
+    async def repository_unload(self, name: str, unload_dependents: bool = False) -> None:
+        """The repository API's unload; a harmless success when ``name`` is not loaded.
+
+        ``unload_dependents`` is accepted and has nothing to act on (no ensembles yet)."""
+        self._require_explicit("unload")
+        layout.validate_name(self.registry.root, name)
+        await self.unload_model(name)
+
+    async def load_model(
+        self,
+        name: str,
+        override: config_module.ModelConfig | None = None,
+        files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """(Re)load ``name`` whatever the control mode (the repository poller's entry point)."""
+        await self.registry.load(name, override, files)
+        # a model that failed at start-up and now loads no longer holds the server not ready
+        for key in [k for k in self.startup_failures if k.startswith(f"{name}/")]:
+            if self.registry.ready_versions(name):
+                del self.startup_failures[key]
+
+    async def unload_model(self, name: str) -> None:
+        await self.registry.unload(name)
+
     # -- inference -----------------------------------------------------------------------------
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
@@ -105,13 +204,28 @@ class DataPlane:
         except OIPServeError:
             statistics.record_failure(time.perf_counter_ns() - start)
             raise
-        statistics.record_compute_input(time.perf_counter_ns() - start)
+        input_ns = time.perf_counter_ns() - start
+        # the scheduler hands the success back for one record of the whole request (every
+        # inference_stats count moves together, as perf_analyzer requires)
+        timing = RequestTiming()
         result = await loaded.scheduler.submit(
-            model_request, priority=priority, timeout_us=timeout_us
+            model_request, priority=priority, timeout_us=timeout_us, timing=timing
         )
         start_output = time.perf_counter_ns()
-        response = self._response(loaded, request, result.outputs, result.parameters)
-        statistics.record_compute_output(time.perf_counter_ns() - start_output)
+        try:
+            response = self._response(loaded, request, result.outputs, result.parameters)
+        except OIPServeError:
+            statistics.record_failure(input_ns + timing.request_ns)
+            raise
+        output_ns = time.perf_counter_ns() - start_output
+        statistics.record_success(
+            elements=timing.elements,
+            request_ns=input_ns + timing.request_ns + output_ns,
+            queue_ns=timing.queue_ns,
+            compute_infer_ns=timing.compute_infer_ns,
+            compute_input_ns=input_ns,
+            compute_output_ns=output_ns,
+        )
         return response
 
     def _model_request(self, loaded: LoadedModel, request: InferenceRequest) -> InferRequest:

@@ -3,6 +3,10 @@
 Each model name has a lock: loads and unloads of one model never overlap. A reload brings the new
 versions up beside the old ones and switches over only when they are READY, so requests in flight
 (and arriving meanwhile) keep being served; a failed reload leaves the old versions serving.
+A retired version drains: requests it already accepted all run before its model is unloaded.
+
+A load may bring its own files (the repository API's ``file:`` overrides): they are written into a
+temporary model folder that lives as long as the versions loaded from it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +107,8 @@ class Registry:
         self._ready: dict[str, dict[str, LoadedModel]] = {}
         self._status: dict[str, dict[str, _Status]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._override_folders: dict[str, Path] = {}
+        """model name → the temporary folder its READY versions were loaded from (``file:``)."""
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -173,65 +181,114 @@ class Registry:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
-    async def load(self, name: str, override: ModelConfig | None = None) -> None:
-        """(Re)load every version of ``name`` its version policy selects."""
+    async def load(
+        self,
+        name: str,
+        override: ModelConfig | None = None,
+        files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """(Re)load every version of ``name`` its version policy selects.
+
+        ``override`` replaces the folder's config; ``files`` (relative path → content, e.g.
+        ``"1/model.joblib"``) replace the whole model folder and need ``override``.
+        """
+        layout.validate_name(self.root, name)
+        if files and override is None:
+            raise InvalidArgument(f"model '{name}': file overrides need the 'config' parameter too")
         async with self._lock(name):
-            source = layout.read_model(self.root, name, override)
-            versions = layout.select_versions(source)
-            if not versions:
-                raise InvalidArgument(f"model '{name}': its version_policy selects no version")
-            statuses = self._status.setdefault(name, {})
-            old = dict(self._ready.get(name, {}))
-            fresh: dict[str, LoadedModel] = {}
-            errors: list[str] = []
-            for version in versions:
-                if version not in old:
-                    statuses[version] = _Status(ModelState.LOADING)
-                try:
-                    fresh[version] = await self._load_version(source, version)
-                except Exception as exc:
-                    reason = (
-                        str(exc)
-                        if isinstance(exc, OIPServeError)
-                        else f"{type(exc).__name__}: {exc}"
-                    )
-                    errors.append(f"version {version}: {reason}")
-                    logger.error("model '%s' version %s failed to load: %s", name, version, reason)
-                    if version not in old:
-                        statuses[version] = _Status(ModelState.UNAVAILABLE, reason)
-            if errors and old:
-                # keep the old versions serving; drop what did load of the new ones
-                for loaded in fresh.values():
-                    await self._retire(loaded)
-                raise ModelLoadError(f"failed to load '{name}': {'; '.join(errors)}")
-            self._ready[name] = fresh
-            for version, loaded in fresh.items():
-                statuses[version] = _Status(ModelState.READY)
-                logger.info("model '%s' version %s is READY (%s)", name, version, loaded.backend)
-            for version, loaded in old.items():
-                if fresh.get(version) is not loaded:
-                    await self._retire(loaded)
-                if version not in fresh:
-                    statuses[version] = _Status(ModelState.UNAVAILABLE, "unloaded")
+            temporary: Path | None = None
+            try:
+                folder = None
+                if files:
+                    temporary = Path(tempfile.mkdtemp(prefix="oipserve-override-"))
+                    folder = layout.write_model_files(temporary / name, files)
+                source = layout.read_model(self.root, name, override, folder)
+                switched, errors = await self._load(name, source)
+            except BaseException:
+                if temporary is not None:
+                    shutil.rmtree(temporary, ignore_errors=True)
+                raise
+            if switched:
+                self._drop_override_folder(name)
+                if temporary is not None and self._ready.get(name):
+                    self._override_folders[name] = temporary
+                    temporary = None
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
             if errors:
                 raise ModelLoadError(f"failed to load '{name}': {'; '.join(errors)}")
+
+    def _drop_override_folder(self, name: str) -> None:
+        folder = self._override_folders.pop(name, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def _load(self, name: str, source: layout.ModelSource) -> tuple[bool, list[str]]:
+        """Load ``source``'s versions beside the READY ones and switch over.
+
+        Returns whether it switched (False: some version failed and the old ones keep serving)
+        and the errors, one per failed version.
+        """
+        versions = layout.select_versions(source)
+        if not versions:
+            raise InvalidArgument(f"model '{name}': its version_policy selects no version")
+        statuses = self._status.setdefault(name, {})
+        old = dict(self._ready.get(name, {}))
+        fresh: dict[str, LoadedModel] = {}
+        errors: list[str] = []
+        for version in versions:
+            if version not in old:
+                statuses[version] = _Status(ModelState.LOADING)
+            try:
+                fresh[version] = await self._load_version(source, version)
+            except Exception as exc:
+                reason = (
+                    str(exc) if isinstance(exc, OIPServeError) else f"{type(exc).__name__}: {exc}"
+                )
+                errors.append(f"version {version}: {reason}")
+                logger.error("model '%s' version %s failed to load: %s", name, version, reason)
+                if version not in old:
+                    statuses[version] = _Status(ModelState.UNAVAILABLE, reason)
+        if errors and old:
+            # keep the old versions serving; drop what did load of the new ones
+            for loaded in fresh.values():
+                await self._retire(loaded)
+            for version in versions:
+                if version not in old and version in fresh:
+                    statuses[version] = _Status(ModelState.UNAVAILABLE, "a reload failed")
+            return False, errors
+        self._ready[name] = fresh
+        for version, loaded in fresh.items():
+            statuses[version] = _Status(ModelState.READY)
+            logger.info("model '%s' version %s is READY (%s)", name, version, loaded.backend)
+        for version, loaded in old.items():
+            if fresh.get(version) is not loaded:
+                await self._retire(loaded)
+            if version not in fresh:
+                statuses[version] = _Status(ModelState.UNAVAILABLE, "unloaded")
+        return True, errors
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name``; a harmless no-op when nothing is loaded."""
         async with self._lock(name):
             loaded = self._ready.pop(name, {})
             statuses = self._status.get(name, {})
-            for version, model in loaded.items():
+            for version in loaded:
                 statuses[version] = _Status(ModelState.UNLOADING)
+            for version, model in loaded.items():
                 await self._retire(model)
                 statuses[version] = _Status(ModelState.UNAVAILABLE, "unloaded")
+                logger.info("model '%s' version %s is unloaded", name, version)
+            self._drop_override_folder(name)
 
     async def close(self) -> None:
         for name in list(self._ready):
             await self.unload(name)
+        for name in list(self._override_folders):
+            self._drop_override_folder(name)
 
     async def _retire(self, loaded: LoadedModel) -> None:
-        await loaded.scheduler.close()
+        await loaded.scheduler.drain()
         try:
             await self._executor.call(loaded.model.unload)
         except Exception:

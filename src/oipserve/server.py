@@ -18,7 +18,8 @@ import uvicorn
 from oipserve.dataplane import DataPlane
 from oipserve.execution.executor import Executor
 from oipserve.registry import Registry
-from oipserve.repository import layout
+from oipserve.repository import layout, poll
+from oipserve.repository.poll import RepositoryPoller
 from oipserve.settings import Settings
 from oipserve.transport.grpc.server import start_grpc_server
 from oipserve.transport.http.app import HTTPApp
@@ -48,22 +49,38 @@ class Server:
         self.settings = settings
         self.executor = Executor(max_workers=settings.model_threads)
         self.registry = Registry(settings.model_repository, self.executor)
-        self.dataplane = DataPlane(self.registry, server_name=settings.server_name)
+        self.dataplane = DataPlane(
+            self.registry,
+            server_name=settings.server_name,
+            model_control_mode=settings.model_control_mode,
+        )
         self.dataplane.strict_readiness = settings.strict_readiness
         self.http_app = HTTPApp(self.dataplane, settings.http_max_request_bytes)
         self._stop = asyncio.Event()
         self._http: _UvicornServer | None = None
+        self.poller: RepositoryPoller | None = None
 
     def stop(self) -> None:
         """Ask a running server to shut down (safe to call from a signal handler)."""
         self._stop.set()
 
     async def load_startup_models(self) -> None:
+        """Load the start-up models: every model in the repository, or in ``explicit`` mode the
+        ones ``--load-model`` names. In ``poll`` mode, the poller starts from the repository as
+        it was before loading began, so a change made meanwhile is picked up by the first poll."""
         root = self.settings.model_repository
         if not root.is_dir():
             raise SystemExit(f"model repository {root} is not a folder")
+        if self.settings.model_control_mode == "poll":
+            self.poller = RepositoryPoller(
+                root,
+                self.settings.repository_poll_secs,
+                self.dataplane.load_model,
+                self.dataplane.unload_model,
+                baseline=poll.snapshot(root),
+            )
         names = list(self.settings.load_models)
-        if not names or "*" in names:
+        if self.settings.model_control_mode != "explicit" or not names or "*" in names:
             names = layout.list_model_names(root)
         for name in names:
             try:
@@ -117,9 +134,21 @@ class Server:
             raise SystemExit(f"could not listen for gRPC on {where}: {exc}") from None
         await self.load_startup_models()
         self._log_ready()
+        poll_task = None
+        if self.poller is not None:
+            poll_task = asyncio.create_task(self.poller.run(), name="oipserve-poll")
+            logger.info(
+                "polling %s for model changes every %gs",
+                self.settings.model_repository,
+                self.settings.repository_poll_secs,
+            )
         stop_task = asyncio.create_task(self._stop.wait())
         await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         logger.info("shutting down")
+        if poll_task is not None:
+            poll_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll_task
         self._http.should_exit = True
         await grpc_server.stop(5)
         await http_task
@@ -136,6 +165,7 @@ class Server:
             logger.error("model %s is not ready: %s", key, reason)
         logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
         logger.info("gRPC API at %s:%d", host, self.settings.grpc_port)
+        logger.info("model control mode: %s", self.settings.model_control_mode)
 
 
 def run(settings: Settings) -> None:

@@ -19,9 +19,13 @@ class Settings:
     grpc_max_message_mb: float = 64
     strict_readiness: bool = True
     model_control_mode: str = "explicit"
+    """``explicit`` (repository API load / unload allowed), ``poll`` (follow the folder) or
+    ``none`` (the models loaded at start-up, no changes)."""
     load_models: tuple[str, ...] = ()
-    """Models to load at start-up; empty or ``*`` means every model in the repository."""
+    """Models to load at start-up in ``explicit`` mode; empty or ``*`` means every model in the
+    repository (``poll`` and ``none`` always load every model)."""
     repository_poll_secs: float = 15
+    """How often ``poll`` mode looks for changes in the repository folder."""
     log_level: str = "info"
     server_name: str = "oipserve"
     model_threads: int = 4

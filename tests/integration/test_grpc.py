@@ -29,6 +29,10 @@ CORE_RPCS = {
     "ModelInfer",
     "ModelStreamInfer",
     "ModelStatistics",
+    "ModelConfig",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
 }
 UNIMPLEMENTED_RPCS = sorted(
     m.name

@@ -174,7 +174,25 @@ def build_torch(root: Path) -> dict[str, Any]:
     return {"torch-export": net, "torch-script": net}
 
 
+def build_sklearn(root: Path) -> dict[str, Any]:
+    import joblib
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = data()
+    classifier = LogisticRegression(max_iter=500).fit(features, labels)
+    regressor = RandomForestRegressor(n_estimators=5, random_state=0).fit(features, labels * 1.5)
+    for name, model, filename in (
+        ("sk-classifier", classifier, "model.joblib"),
+        ("sk-regressor", regressor, "model.pkl"),
+    ):
+        (root / name).mkdir()
+        joblib.dump(model, root / name / filename)
+    return {"sk-classifier": classifier, "sk-regressor": regressor}
+
+
 BUILDERS: dict[str, tuple[tuple[str, ...], Callable[[Path], dict[str, Any]]]] = {
+    "sklearn": (("sklearn", "joblib"), build_sklearn),
     "xgboost": (("xgboost",), build_xgboost),
     "lightgbm": (("lightgbm",), build_lightgbm),
     "onnx": (("onnxruntime", "onnx"), build_onnx),
@@ -266,6 +284,35 @@ def feature_count_error(
     assert "[2, 3]" in message or "got 3" in message
     assert "[-1, 4]" in message or "expected 4" in message
     return message
+
+
+# -- scikit-learn ------------------------------------------------------------------------------
+
+
+def test_sklearn_predictions(runtimes: Runtimes, triton: httpclient.InferenceServerClient) -> None:
+    pytest.importorskip("sklearn")
+    features, _ = data(seed=5)
+    classifier = runtimes.models["sk-classifier"]
+    out = infer(triton, "sk-classifier", {"input-0": features}, ("predict", "predict_proba"))
+    np.testing.assert_array_equal(out["predict"], classifier.predict(features))
+    np.testing.assert_allclose(out["predict_proba"], classifier.predict_proba(features))
+    single = infer(triton, "sk-classifier", {"input-0": features[:1]})
+    assert list(single) == ["predict"]
+    regressor = runtimes.models["sk-regressor"]
+    out = infer(triton, "sk-regressor", {"input-0": features})
+    np.testing.assert_allclose(out["predict"], regressor.predict(features))
+
+
+def test_sklearn_metadata(runtimes: Runtimes, triton: httpclient.InferenceServerClient) -> None:
+    pytest.importorskip("sklearn")
+    meta = metadata(triton, "sk-classifier")
+    assert meta["platform"] == "sklearn"
+    assert tensors(meta["inputs"]) == [("input-0", "FP64", [-1, 4])]
+    assert tensors(meta["outputs"]) == [
+        ("predict", "INT64", [-1]),
+        ("predict_proba", "FP64", [-1, 3]),
+    ]
+    feature_count_error(triton, "sk-classifier", "input-0", np.float64)
 
 
 # -- XGBoost -----------------------------------------------------------------------------------
@@ -671,3 +718,66 @@ def test_torch_device_parameter(runtimes: Runtimes) -> None:
     model.load(_context(path, '[parameters]\ndevice = "cpu"\n'))
     out = model.predict({"x": np.ones((2, FEATURES), np.float32)}, ())
     assert out["output-0"].shape == (2, 3)
+
+
+# -- a third-party runtime through the entry-point group ---------------------------------------
+
+SCALE_RUNTIME = """
+from __future__ import annotations
+
+import numpy as np
+
+from oipserve import LoadContext, Signature, TensorSpec
+from oipserve.runtimes.base import BatchedModel
+
+
+class ScaleModel(BatchedModel):
+    default_outputs = ("scaled",)
+
+    def load(self, ctx: LoadContext) -> None:
+        assert ctx.model_file is not None and ctx.model_file.name == "model.npy"
+        self.factor = np.load(ctx.model_file)
+        self.offset = float(ctx.parameters.get("offset", "0"))
+
+    def signature(self) -> Signature:
+        return Signature(
+            inputs=(TensorSpec("x", "FP64", (-1, self.factor.shape[0])),),
+            outputs=(TensorSpec("scaled", "FP64", (-1, self.factor.shape[0])),),
+            platform="scale",
+        )
+
+    def predict(self, inputs, outputs):
+        return {"scaled": inputs["x"] * self.factor + self.offset}
+"""
+
+
+def test_a_third_party_runtime_from_an_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "oipserve_scale-0.1.dist-info").mkdir(parents=True)
+    (site / "oipserve_scale.py").write_text(SCALE_RUNTIME)
+    (site / "oipserve_scale-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: oipserve-scale\nVersion: 0.1\n"
+    )
+    (site / "oipserve_scale-0.1.dist-info" / "entry_points.txt").write_text(
+        "[oipserve.runtimes]\nscale = oipserve_scale:ScaleModel\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    repository = tmp_path / "models"
+    (repository / "scaled").mkdir(parents=True)
+    np.save(repository / "scaled" / "model.npy", np.array([1.0, 2.0, 3.0]))
+    (repository / "scaled" / "model.toml").write_text(
+        'backend = "scale"\n[parameters]\noffset = "0.5"\n'
+    )
+    with serve(repository, tmp_dir=tmp_path) as server:
+        client = httpclient.InferenceServerClient(server.http_url)
+        try:
+            meta = metadata(client, "scaled")
+            assert meta["platform"] == "scale"
+            assert tensors(meta["inputs"]) == [("x", "FP64", [-1, 3])]
+            x = np.arange(6, dtype=np.float64).reshape(2, 3)
+            out = infer(client, "scaled", {"x": x})
+            np.testing.assert_allclose(out["scaled"], x * np.array([1.0, 2.0, 3.0]) + 0.5)
+        finally:
+            client.close()

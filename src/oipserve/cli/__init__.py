@@ -71,11 +71,29 @@ def main() -> None:
     help="Report the server not ready while a model that failed at start-up is not ready.",
 )
 @click.option(
+    "--model-control-mode",
+    type=click.Choice(["explicit", "poll", "none"]),
+    default="explicit",
+    show_default=True,
+    envvar="OIPSERVE_MODEL_CONTROL_MODE",
+    help="explicit: the repository API loads and unloads models; poll: follow changes in the "
+    "repository folder; none: serve the start-up models, no changes.",
+)
+@click.option(
     "--load-model",
     "load_models",
     multiple=True,
     envvar="OIPSERVE_LOAD_MODEL",
-    help="Load only this model at start-up (repeatable; '*' for all, the default).",
+    help="Load only this model at start-up (repeatable; '*' for all, the default). "
+    "Explicit mode only.",
+)
+@click.option(
+    "--repository-poll-secs",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    envvar="OIPSERVE_REPOSITORY_POLL_SECS",
+    help="How often poll mode looks for changes in the repository folder, in seconds.",
 )
 @click.option(
     "--model-threads",
@@ -100,7 +118,9 @@ def serve(
     http_max_request_mb: float,
     grpc_max_message_mb: float,
     strict_readiness: bool,
+    model_control_mode: str,
     load_models: tuple[str, ...],
+    repository_poll_secs: float,
     model_threads: int,
     log_level: str,
 ) -> None:
@@ -112,6 +132,11 @@ def serve(
         raise click.UsageError("MODEL_REPOSITORY and --model-repository disagree")
     if not repository.is_dir():
         raise click.BadParameter(f"{repository} is not a folder", param_hint="MODEL_REPOSITORY")
+    if load_models and model_control_mode != "explicit":
+        raise click.UsageError(
+            f"--load-model needs --model-control-mode explicit (the '{model_control_mode}' mode "
+            "loads every model in the repository)"
+        )
     settings = Settings(
         model_repository=repository.resolve(),
         host=host,
@@ -120,7 +145,9 @@ def serve(
         http_max_request_mb=http_max_request_mb,
         grpc_max_message_mb=grpc_max_message_mb,
         strict_readiness=strict_readiness,
+        model_control_mode=model_control_mode,
         load_models=load_models,
+        repository_poll_secs=repository_poll_secs,
         model_threads=model_threads,
         log_level=log_level,
     )

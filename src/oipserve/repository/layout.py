@@ -12,8 +12,9 @@ the version folder (then the model folder). Other files are never guessed at.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from oipserve.errors import InvalidArgument, ModelNotFound
 from oipserve.repository import config as config_module
@@ -69,9 +70,15 @@ def list_model_names(root: Path) -> list[str]:
     )
 
 
-def read_model(root: Path, name: str, override: ModelConfig | None = None) -> ModelSource:
-    """Read model ``name``: its config (or ``override``) and its version folders."""
-    folder = validate_name(root, name)
+def read_model(
+    root: Path, name: str, override: ModelConfig | None = None, folder: Path | None = None
+) -> ModelSource:
+    """Read model ``name``: its config (or ``override``) and its version folders.
+
+    ``folder`` replaces the model's folder in ``root`` (a load request's own files).
+    """
+    in_repository = validate_name(root, name)
+    folder = folder or in_repository
     if not folder.is_dir():
         raise ModelNotFound(name, detail="is not in the model repository")
     if override is not None:
@@ -81,8 +88,9 @@ def read_model(root: Path, name: str, override: ModelConfig | None = None) -> Mo
     else:
         config = ModelConfig()
     if config.name and config.name != name:
+        where = "the load request's config" if override is not None else f"{name}/{CONFIG_FILE}"
         raise InvalidArgument(
-            f"{name}/{CONFIG_FILE} names the model '{config.name}'; it must match the folder name"
+            f"{where} names the model '{config.name}'; it must match the folder name '{name}'"
         )
     numeric = sorted(
         (entry for entry in folder.iterdir() if entry.is_dir() and entry.name.isdigit()),
@@ -90,6 +98,32 @@ def read_model(root: Path, name: str, override: ModelConfig | None = None) -> Mo
     )
     versions = {str(int(entry.name)): entry for entry in numeric} if numeric else {"1": folder}
     return ModelSource(name=name, path=folder, config=config, versions=versions)
+
+
+def write_model_files(folder: Path, files: Mapping[str, bytes]) -> Path:
+    """Write a load request's files (``"1/model.onnx"`` → bytes) into ``folder``, a new folder.
+
+    Each path must be relative and stay inside ``folder``: no absolute paths, no ``..``.
+    """
+    folder.mkdir(parents=True)
+    for relative, content in files.items():
+        parts = PurePosixPath(relative).parts
+        if (
+            not relative
+            or "\\" in relative
+            or "\x00" in relative
+            or relative.startswith("/")
+            or not parts
+            or any(part in {"", ".", ".."} for part in parts)
+        ):
+            raise InvalidArgument(
+                f"invalid file override path {relative!r}: give a relative path inside the "
+                "model folder, such as '1/model.onnx'"
+            )
+        target = folder.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return folder
 
 
 def model_files(folder: Path) -> list[Path]:

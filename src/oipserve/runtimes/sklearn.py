@@ -44,15 +44,16 @@ class SKLearnModel(BatchedModel):
             self._input_name = declared[0].name
         features = getattr(self._model, "n_features_in_", None)
         self._features = int(features) if features is not None else None
-        self._signature = self._describe()
+        # without a batch dimension in the config, shapes carry the rows dimension themselves
+        self._signature = self._describe(rows=() if ctx.config.max_batch_size > 0 else (-1,))
 
-    def _describe(self) -> Signature:
-        outputs = [TensorSpec(PREDICT, self._predict_datatype(), ())]
+    def _describe(self, rows: tuple[int, ...]) -> Signature:
+        outputs = [TensorSpec(PREDICT, self._predict_datatype(), rows)]
         if hasattr(self._model, "predict_proba"):
             classes = getattr(self._model, "classes_", None)
             width = len(classes) if classes is not None else -1
-            outputs.append(TensorSpec(PREDICT_PROBA, "FP64", (width,)))
-        inputs = (TensorSpec(self._input_name, "FP64", (self._features or -1,)),)
+            outputs.append(TensorSpec(PREDICT_PROBA, "FP64", (*rows, width)))
+        inputs = (TensorSpec(self._input_name, "FP64", (*rows, self._features or -1)),)
         return Signature(inputs=inputs, outputs=tuple(outputs), platform="sklearn")
 
     def _predict_datatype(self) -> str:

@@ -23,6 +23,7 @@ Parameters: ``device`` (default ``cpu``; ``cuda``, ``cuda:1``, …) and ``num_th
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,13 @@ class TorchModel(BatchedModel):
                     f"parameter num_threads must be a positive integer, got {threads!r}"
                 ) from None
         self._exported = ctx.model_file.suffix == ".pt2"
+        if not zipfile.is_zipfile(ctx.model_file):
+            # both formats are zip archives; this spares PyTorch's own traceback in the log
+            kind = "torch.export program" if self._exported else "TorchScript archive"
+            raise ModelLoadError(
+                f"cannot read {ctx.model_file.name}: it is not a zip archive, so not a {kind} "
+                "(is the file truncated?)"
+            )
         batched = ctx.config.max_batch_size > 0
         if self._exported:
             self._module, signature = _load_exported(torch, ctx.model_file, self._device, batched)

@@ -76,7 +76,7 @@ from oipserve.model import InferRequest, InferResponse, InferResult
 from oipserve.repository.config import ModelConfig
 from oipserve.runtimes import base as _runtime_base
 from oipserve.scheduling.clock import MONOTONIC, Clock, TimerHandle
-from oipserve.scheduling.statistics import ModelStatistics
+from oipserve.scheduling.statistics import ModelStatistics, RequestTiming
 
 Execute = Callable[[list[InferRequest]], Awaitable[Sequence[InferResult]]]
 BatchKey = Callable[[InferRequest], Hashable]
@@ -150,7 +150,17 @@ _UNSET: Hashable = object()
 
 
 class _Entry:
-    __slots__ = ("deadline_ns", "enqueue_ns", "future", "key", "request", "size", "state", "timer")
+    __slots__ = (
+        "deadline_ns",
+        "enqueue_ns",
+        "future",
+        "key",
+        "request",
+        "size",
+        "state",
+        "timer",
+        "timing",
+    )
 
     def __init__(
         self,
@@ -158,8 +168,10 @@ class _Entry:
         future: asyncio.Future[InferResponse],
         size: int,
         enqueue_ns: int,
+        timing: RequestTiming | None = None,
     ) -> None:
         self.request = request
+        self.timing = timing
         self.future = future
         self.size = size
         self.enqueue_ns = enqueue_ns
@@ -167,6 +179,29 @@ class _Entry:
         self.timer: TimerHandle | None = None
         self.key: Hashable = _UNSET
         self.state = _QUEUED
+
+
+def _success(
+    statistics: ModelStatistics,
+    timing: RequestTiming | None,
+    elements: int,
+    request_ns: int,
+    queue_ns: int,
+    compute_infer_ns: int,
+) -> None:
+    """Record a successful request, or hand its times to the caller that asked to record it."""
+    if timing is None:
+        statistics.record_success(
+            elements=elements,
+            request_ns=request_ns,
+            queue_ns=queue_ns,
+            compute_infer_ns=compute_infer_ns,
+        )
+    else:
+        timing.elements = elements
+        timing.request_ns = request_ns
+        timing.queue_ns = queue_ns
+        timing.compute_infer_ns = compute_infer_ns
 
 
 def _deliver_error(entry: _Entry, exc: BaseException) -> None:
@@ -210,6 +245,7 @@ class Scheduler:
         self._wait_timer: TimerHandle | None = None
         self._wait_until = 0
         self._closed = False
+        self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- public -------------------------------------------------------------------------------
@@ -219,10 +255,19 @@ class Scheduler:
         return self._queued
 
     async def submit(
-        self, request: InferRequest, *, priority: int = 0, timeout_us: int = 0
+        self,
+        request: InferRequest,
+        *,
+        priority: int = 0,
+        timeout_us: int = 0,
+        timing: RequestTiming | None = None,
     ) -> InferResponse:
-        """Queue ``request`` and return its response (or raise the error that ended it)."""
-        if self._closed:
+        """Queue ``request`` and return its response (or raise the error that ended it).
+
+        With ``timing``, a success is not recorded in the statistics: its times are written into
+        ``timing`` for the caller to record (failures are recorded here either way).
+        """
+        if self._closed or self._draining:
             raise Unavailable(f"model '{self.name}' is not accepting requests: it is unloading")
         loop = self._loop
         if loop is None:
@@ -246,9 +291,9 @@ class Scheduler:
             )
         now = self._clock.now_ns()
         if self._free and not self._queued and self._runs_alone_now(size):
-            return await self._run_inline(request, size, now)
+            return await self._run_inline(request, size, now, timing)
         future: asyncio.Future[InferResponse] = loop.create_future()
-        entry = _Entry(request, future, size, now)
+        entry = _Entry(request, future, size, now, timing)
         self._queues[self._level_index(priority)].append(entry)
         self._queued += 1
         timeout_ns = self._timeout_ns(timeout_us)
@@ -263,6 +308,24 @@ class Scheduler:
             if entry.state == _QUEUED:
                 self._drop(entry)
             raise
+
+    async def drain(self) -> None:
+        """Refuse new requests, run every waiting one now (no batching delay), then close.
+
+        What a reload or an unload does to the version it retires: requests already accepted all
+        get their answer; only requests arriving after this call are refused.
+        """
+        if self._closed:
+            return
+        self._draining = True
+        self._cancel_wait_timer()
+        if self._loop is not None:
+            self._pump()
+        while self._queued or self._free < self.policy.instance_count:
+            if self._drained is None or self._drained.done():
+                self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drained)
+        await self.close()
 
     async def close(self) -> None:
         """Refuse new requests, fail the waiting ones with Unavailable, let running batches end."""
@@ -389,7 +452,7 @@ class Scheduler:
             if best:
                 return batch[:best]
         delay = self.policy.max_queue_delay_ns
-        if delay and self._free < self.policy.instance_count:
+        if delay and self._free < self.policy.instance_count and not self._draining:
             until = min(entry.enqueue_ns for entry in batch) + delay
             if now < until:
                 self._arm_wait_timer(until)
@@ -465,7 +528,9 @@ class Scheduler:
             return True
         return self._free == self.policy.instance_count or not self.policy.max_queue_delay_ns
 
-    async def _run_inline(self, request: InferRequest, size: int, start: int) -> InferResponse:
+    async def _run_inline(
+        self, request: InferRequest, size: int, start: int, timing: RequestTiming | None
+    ) -> InferResponse:
         """The idle fast path: run a lone request in the caller's task, with no queue hop.
 
         If the caller is cancelled meanwhile, its model call is cancelled with it (it was the only
@@ -480,12 +545,7 @@ class Scheduler:
             self.statistics.record_execution(size, end - start)
             result = results[0]
             if isinstance(result, InferResponse):
-                self.statistics.record_success(
-                    elements=size,
-                    request_ns=end - start,
-                    queue_ns=0,
-                    compute_infer_ns=end - start,
-                )
+                _success(self.statistics, timing, size, end - start, 0, end - start)
                 return result
         except asyncio.CancelledError:
             raise
@@ -550,11 +610,13 @@ class Scheduler:
 
     def _finish(self, entry: _Entry, result: object, start: int, end: int, infer_ns: int) -> None:
         if isinstance(result, InferResponse):
-            self.statistics.record_success(
-                elements=entry.size,
-                request_ns=end - entry.enqueue_ns,
-                queue_ns=start - entry.enqueue_ns,
-                compute_infer_ns=infer_ns,
+            _success(
+                self.statistics,
+                entry.timing,
+                entry.size,
+                end - entry.enqueue_ns,
+                start - entry.enqueue_ns,
+                infer_ns,
             )
             if not entry.future.done():
                 entry.future.set_result(result)

@@ -14,6 +14,13 @@ Who records what:
   :meth:`ModelStatistics.record_compute_output` (encode time); a response cache, once there is one:
   :meth:`record_cache_hit` / :meth:`record_cache_miss`.
 
+A caller that submits with a :class:`RequestTiming` takes over the success record: the scheduler
+fills the timing in instead of recording, and the caller records the request once, with its decode
+and encode times, in one :meth:`ModelStatistics.record_success` call. That is what the dataplane
+does, so that — as in Triton — ``success``, ``queue``, ``compute_input``, ``compute_infer`` and
+``compute_output`` always have the same count, even in a snapshot taken while requests are in
+flight (``perf_analyzer`` aborts when they differ).
+
 A request whose client went away while it was queued is counted nowhere.
 """
 
@@ -40,6 +47,18 @@ class _BatchStats:
         self.input_ns = 0
         self.infer_ns = 0
         self.output_ns = 0
+
+
+class RequestTiming:
+    """What the scheduler measured of one successful request, for its caller to record."""
+
+    __slots__ = ("compute_infer_ns", "elements", "queue_ns", "request_ns")
+
+    def __init__(self) -> None:
+        self.elements = 0
+        self.request_ns = 0
+        self.queue_ns = 0
+        self.compute_infer_ns = 0
 
 
 class ModelStatistics:
@@ -96,9 +115,17 @@ class ModelStatistics:
     # -- the scheduler ------------------------------------------------------------------------
 
     def record_success(
-        self, *, elements: int, request_ns: int, queue_ns: int, compute_infer_ns: int
+        self,
+        *,
+        elements: int,
+        request_ns: int,
+        queue_ns: int,
+        compute_infer_ns: int,
+        compute_input_ns: int | None = None,
+        compute_output_ns: int | None = None,
     ) -> None:
-        """One request answered: ``elements`` batch elements, its times in nanoseconds."""
+        """One request answered: ``elements`` batch elements, its times in nanoseconds (decode
+        and encode times too when the caller knows them)."""
         self.last_inference = self._wall_ms()
         self.inference_count += elements
         self.success_count += 1
@@ -107,6 +134,12 @@ class ModelStatistics:
         self.queue_ns += queue_ns
         self.compute_infer_count += 1
         self.compute_infer_ns += compute_infer_ns
+        if compute_input_ns is not None:
+            self.compute_input_count += 1
+            self.compute_input_ns += compute_input_ns
+        if compute_output_ns is not None:
+            self.compute_output_count += 1
+            self.compute_output_ns += compute_output_ns
 
     def record_failure(self, request_ns: int) -> None:
         """One request failed after ``request_ns`` nanoseconds in the server."""
@@ -186,4 +219,4 @@ class ModelStatistics:
         }
 
 
-__all__ = ["ModelStatistics"]
+__all__ = ["ModelStatistics", "RequestTiming"]

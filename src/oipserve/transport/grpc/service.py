@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 
 from oipserve.dataplane import DataPlane
-from oipserve.errors import InternalError, OIPServeError, Unsupported
+from oipserve.errors import InternalError, InvalidArgument, OIPServeError, Unsupported
 from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
 from oipserve.transport.grpc.errors import code_of
 from oipserve.transport.grpc.messages import pb
@@ -172,12 +172,13 @@ class InferenceServicer:
             failure = _internal_error("ModelStreamInfer", message, exc)
             return _stream_error(message, failure), failure
 
-    # -- Triton extensions not implemented yet (one method each, to be replaced) ---------------
+    # -- model configuration and repository (Triton extensions, PROTOCOL.md §3.1-3.2) ---------
 
     async def ModelConfig(
         self, request: pb.ModelConfigRequest, context: Context
     ) -> pb.ModelConfigResponse:
-        raise _unimplemented("ModelConfig", "model configuration")
+        config = self.dataplane.model_config_proto(request.name, request.version)
+        return pb.ModelConfigResponse(config=config)
 
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Context
@@ -188,17 +189,52 @@ class InferenceServicer:
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: Context
     ) -> pb.RepositoryIndexResponse:
-        raise _unimplemented("RepositoryIndex", "the model repository extension")
+        _no_repository_name(request.repository_name)
+        entry = pb.RepositoryIndexResponse.ModelIndex
+        return pb.RepositoryIndexResponse(
+            models=[
+                entry(name=e.name, version=e.version, state=e.state, reason=e.reason)
+                for e in self.dataplane.repository_index(request.ready)
+            ]
+        )
 
     async def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: Context
     ) -> pb.RepositoryModelLoadResponse:
-        raise _unimplemented("RepositoryModelLoad", "the model repository extension")
+        _no_repository_name(request.repository_name)
+        config: str | None = None
+        files: dict[str, bytes] = {}
+        for key, parameter in request.parameters.items():
+            choice = parameter.WhichOneof("parameter_choice")
+            if key == "config":
+                if choice != "string_param":
+                    raise InvalidArgument("load parameter 'config' must be a string_param")
+                config = parameter.string_param
+            elif key.startswith("file:"):
+                if choice != "bytes_param":
+                    raise InvalidArgument(f"load parameter '{key}' must be a bytes_param")
+                files[key[len("file:") :]] = parameter.bytes_param
+            else:
+                raise InvalidArgument(
+                    f"unrecognized load parameter '{key}': expected 'config' or 'file:<path>'"
+                )
+        await self.dataplane.repository_load(request.model_name, config, files)
+        return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: Context
     ) -> pb.RepositoryModelUnloadResponse:
-        raise _unimplemented("RepositoryModelUnload", "the model repository extension")
+        _no_repository_name(request.repository_name)
+        unload_dependents = False
+        if "unload_dependents" in request.parameters:
+            parameter = request.parameters["unload_dependents"]
+            if parameter.WhichOneof("parameter_choice") != "bool_param":
+                raise InvalidArgument("unload parameter 'unload_dependents' must be a bool_param")
+            unload_dependents = parameter.bool_param
+        await self.dataplane.repository_unload(request.model_name, unload_dependents)
+        return pb.RepositoryModelUnloadResponse()
+
+    # -- Triton extensions not implemented yet (one method each, to be replaced) ---------------
 
     async def SystemSharedMemoryStatus(
         self, request: pb.SystemSharedMemoryStatusRequest, context: Context
@@ -242,6 +278,11 @@ class InferenceServicer:
 
 
 _StreamResult: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | None]"
+
+
+def _no_repository_name(name: str) -> None:
+    if name:
+        raise Unsupported("'repository_name' specification is not supported")
 
 
 def _unimplemented(rpc: str, feature: str) -> Unsupported:

@@ -9,6 +9,9 @@ call the dataplane, encode. Errors become ``{"error": ...}`` through one table (
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,9 +26,11 @@ from oipserve.errors import (
     OIPServeError,
     PayloadTooLarge,
     QueueFull,
+    Unsupported,
 )
 from oipserve.protocol import codec
 from oipserve.protocol.types import InferenceRequest, InferenceResponse
+from oipserve.registry import IndexEntry
 from oipserve.transport.http import compression
 from oipserve.transport.http.errors import status_of
 
@@ -93,7 +98,6 @@ class Request:
         if encoding:
             body = compression.decompress(body, encoding.decode("latin-1"), self.max_body)
         return body
-
 
     async def cancel_on_disconnect(self, task: asyncio.Task[Any]) -> bool:
         """Wait for the client to go away, then cancel ``task``; True if it did."""
@@ -220,6 +224,8 @@ class HTTPApp:
             if rest[1] == "ready":
                 return {"GET": self.ready}, "", ""
             return None
+        if rest[0] == "repository":
+            return self._repository_routes(rest[1:])
         if rest[0] != "models" or len(rest) < 2:
             return None
         if rest == ["models", "stats"]:
@@ -244,7 +250,22 @@ class HTTPApp:
             "ready": {"GET": self.model_ready},
             "infer": {"POST": self.infer},
             "stats": {"GET": self.statistics},
+            "config": {"GET": self.model_config},
         }
+
+    def _repository_routes(self, rest: list[str]) -> tuple[dict[str, Handler], str, str] | None:
+        """``/v2/repository/index`` and ``/v2/repository/models/{m}/(load|unload)``; the same
+        under ``/v2/repository/{repository}/...`` answer 501, as Triton's do."""
+        if rest == ["index"]:
+            return {"POST": self.repository_index}, "", ""
+        if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+            handler = self.repository_load if rest[2] == "load" else self.repository_unload
+            return {"POST": handler}, rest[1], ""
+        if (len(rest) == 2 and rest[1] == "index") or (
+            len(rest) == 4 and rest[1] == "models" and rest[3] in ("load", "unload")
+        ):
+            return {"POST": self.named_repository}, "", ""
+        return None
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -272,6 +293,56 @@ class HTTPApp:
     async def statistics(self, request: Request) -> Response:
         return json_response(self.dataplane.statistics(request.model, request.version))
 
+    async def model_config(self, request: Request) -> Response:
+        return json_response(self.dataplane.model_config(request.model, request.version))
+
+    # -- model repository extension (PROTOCOL.md §3.2) -----------------------------------------
+
+    async def repository_index(self, request: Request) -> Response:
+        body = await _json_object(request, "repository index")
+        ready = body.get("ready", False)
+        if not isinstance(ready, bool):
+            raise InvalidArgument("'ready' in the repository index request must be a boolean")
+        entries = self.dataplane.repository_index(ready)
+        return json_response([_index_entry(entry) for entry in entries])
+
+    async def repository_load(self, request: Request) -> Response:
+        parameters = await _parameters(request, "load")
+        config: str | None = None
+        files: dict[str, bytes] = {}
+        for key, value in parameters.items():
+            if key == "config":
+                if not isinstance(value, str):
+                    raise InvalidArgument(
+                        "load parameter 'config' must be a string holding the model "
+                        "configuration as JSON"
+                    )
+                config = value
+            elif key.startswith("file:"):
+                if not isinstance(value, str):
+                    raise InvalidArgument(f"load parameter '{key}' must be a base64 string")
+                try:
+                    files[key[len("file:") :]] = base64.b64decode(value, validate=True)
+                except binascii.Error:
+                    raise InvalidArgument(f"load parameter '{key}' is not valid base64") from None
+            else:
+                raise InvalidArgument(
+                    f"unrecognized load parameter '{key}': expected 'config' or 'file:<path>'"
+                )
+        await self.dataplane.repository_load(request.model, config, files)
+        return Response(200, b"")
+
+    async def repository_unload(self, request: Request) -> Response:
+        parameters = await _parameters(request, "unload")
+        unload_dependents = parameters.get("unload_dependents", False)
+        if not isinstance(unload_dependents, bool):
+            raise InvalidArgument("unload parameter 'unload_dependents' must be a boolean")
+        await self.dataplane.repository_unload(request.model, unload_dependents)
+        return Response(200, b"")
+
+    async def named_repository(self, request: Request) -> Response:
+        raise Unsupported("'repository_name' specification is not supported")
+
     async def infer(self, request: Request) -> Response:
         body = await request.body()
         header_length = codec.parse_header_length(
@@ -290,7 +361,6 @@ class HTTPApp:
             [_OCTET, (b"inference-header-content-length", str(len(header)).encode())],
         )
 
-
     async def _infer_unless_disconnected(
         self, infer_request: InferenceRequest, request: Request
     ) -> InferenceResponse:
@@ -307,6 +377,40 @@ class HTTPApp:
             raise
         finally:
             watcher.cancel()
+
+
+async def _json_object(request: Request, what: str) -> dict[str, Any]:
+    """The request's JSON object body; an empty body is an empty object."""
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"invalid JSON in the {what} request: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"the {what} request body must be a JSON object")
+    return value
+
+
+async def _parameters(request: Request, action: str) -> dict[str, Any]:
+    body = await _json_object(request, f"repository {action}")
+    parameters = body.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidArgument(f"'parameters' in the repository {action} request must be an object")
+    return parameters
+
+
+def _index_entry(entry: IndexEntry) -> dict[str, str]:
+    """Triton's index entry: ``version`` and ``state`` only when known, ``reason`` when set."""
+    item = {"name": entry.name}
+    if entry.version:
+        item["version"] = entry.version
+    if entry.state:
+        item["state"] = entry.state
+    if entry.reason:
+        item["reason"] = entry.reason
+    return item
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
