@@ -49,7 +49,6 @@ def oipserve(
 ) -> Iterator[str]:
     """Run ``oipserve serve`` pinned to ``core``; yields its base URL once ready."""
     http_port, grpc_port = free_port(), free_port()
-    log = tempfile.NamedTemporaryFile(prefix="oipserve-bench-", suffix=".log", delete=False)
     command = [
         *taskset(core),
         sys.executable,
@@ -67,16 +66,17 @@ def oipserve(
         "warning",
         *args,
     ]
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
     url = f"http://127.0.0.1:{http_port}"
-    try:
-        wait_ready(url, process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with tempfile.NamedTemporaryFile(prefix="oipserve-bench-", suffix=".log") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            wait_ready(url, process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def wait_ready(

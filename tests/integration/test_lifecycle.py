@@ -85,6 +85,7 @@ def test_port_in_use_is_a_clean_failure(examples_repository: Path, tmp_path: Pat
             capture_output=True,
             text=True,
             timeout=60,
+            check=False,
         )
     assert result.returncode == 1
     assert f"could not listen on 127.0.0.1:{running.http_port}" in result.stderr
