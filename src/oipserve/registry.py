@@ -33,7 +33,7 @@ from oipserve.execution.executor import Executor, ModelRunner
 from oipserve.model import LoadContext, Model, Signature, TensorSpec
 from oipserve.protocol.datatypes import CONFIG_NAMES
 from oipserve.protocol.types import ModelMetadata, TensorMetadata
-from oipserve.repository import layout
+from oipserve.repository import layout, triton
 from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput
 from oipserve.runtimes import instantiate
 from oipserve.scheduling.batcher import BatchPolicy, Scheduler
@@ -108,6 +108,9 @@ class Registry:
         self._status: dict[str, dict[str, _Status]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._override_folders: dict[str, Path] = {}
+        self._model_errors: dict[str, str] = {}
+        """model name → why its folder could not be read (bad config, no model file, ...), for
+        a model with no version serving; shown in the index without a version."""
         """model name → the temporary folder its READY versions were loaded from (``file:``)."""
 
     # -- queries -------------------------------------------------------------------------------
@@ -160,7 +163,11 @@ class Registry:
         entries: list[IndexEntry] = []
         for name in sorted(names):
             statuses = self._status.get(name, {})
-            if not statuses:
+            if name in self._model_errors and not self._ready.get(name):
+                entries.append(
+                    IndexEntry(name, "", ModelState.UNAVAILABLE.value, self._model_errors[name])
+                )
+            elif not statuses:
                 entries.append(IndexEntry(name))
             for version in sorted(statuses, key=int):
                 status = statuses[version]
@@ -169,12 +176,18 @@ class Registry:
 
     def failures(self) -> dict[str, str]:
         """``name/version`` → reason, for every version that failed to load."""
-        return {
+        failed = {
             f"{name}/{version}": status.reason
             for name, statuses in self._status.items()
             for version, status in statuses.items()
             if status.state is ModelState.UNAVAILABLE and status.reason
         }
+        failed.update(
+            (f"{name}/-", reason)
+            for name, reason in self._model_errors.items()
+            if not self._ready.get(name)
+        )
+        return failed
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -204,10 +217,13 @@ class Registry:
                     folder = layout.write_model_files(temporary / name, files)
                 source = layout.read_model(self.root, name, override, folder)
                 switched, errors = await self._load(name, source)
-            except BaseException:
+            except BaseException as exc:
                 if temporary is not None:
                     shutil.rmtree(temporary, ignore_errors=True)
+                if isinstance(exc, InvalidArgument) and (self.root / name).is_dir():
+                    self._model_errors[name] = str(exc)
                 raise
+            self._model_errors.pop(name, None)
             if switched:
                 self._drop_override_folder(name)
                 if temporary is not None and self._ready.get(name):
@@ -229,6 +245,9 @@ class Registry:
         Returns whether it switched (False: some version failed and the old ones keep serving)
         and the errors, one per failed version.
         """
+        # what the ModelConfig proto refuses (a bad enum, an unknown field in a section we only
+        # carry) is refused now, not when a client first asks for the config
+        triton.check(source.config, f"the config of model '{name}'")
         versions = layout.select_versions(source)
         if not versions:
             raise InvalidArgument(f"model '{name}': its version_policy selects no version")
@@ -270,6 +289,7 @@ class Registry:
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name``; a harmless no-op when nothing is loaded."""
+        layout.validate_name(self.root, name)
         async with self._lock(name):
             loaded = self._ready.pop(name, {})
             statuses = self._status.get(name, {})

@@ -20,7 +20,7 @@ from oipserve.model import InferRequest, InferResponse, InferResult
 from oipserve.repository.config import parse_toml
 from oipserve.scheduling.batcher import BatchPolicy, Scheduler
 from oipserve.scheduling.clock import MONOTONIC, FakeClock
-from oipserve.scheduling.statistics import ModelStatistics
+from oipserve.scheduling.statistics import ModelStatistics, RequestTiming
 
 Respond = Callable[[list[InferRequest]], Sequence[InferResult]]
 
@@ -806,6 +806,74 @@ def test_close_waits_for_queued_batches_already_started() -> None:
         model.release()
         await closing
         await asyncio.gather(a, b)
+
+    run(body)
+
+
+def test_drain_runs_every_waiting_request_then_refuses_new_ones() -> None:
+    async def body() -> None:
+        clock = FakeClock()
+        model = FakeModel()
+        model.hold = True
+        scheduler, stats = make(model, clock, max_batch_size=2, max_queue_delay_ns=10**9)
+        a = submit(scheduler, req("a"))
+        await settle()
+        waiting = [submit(scheduler, req(name)) for name in "bcd"]
+        await settle()
+        assert scheduler.queued() == 3
+        draining = asyncio.create_task(scheduler.drain())
+        await settle()
+        with pytest.raises(Unavailable, match="not accepting"):
+            await scheduler.submit(req("late"))
+        assert not draining.done()
+        for _ in range(3):  # "a", then the waiting ones, without waiting for the queue delay
+            model.release()
+            await settle()
+        await draining
+        assert model.calls == [["a"], ["b", "c"], ["d"]]
+        assert [(await t).parameters["id"] for t in (a, *waiting)] == ["a", "b", "c", "d"]
+        assert stats.fail_count == 0
+        assert clock.now_ns() == 0  # nobody waited for the batching delay
+        await scheduler.drain()  # again: a no-op
+
+    run(body)
+
+
+def test_drain_of_an_idle_scheduler_returns_at_once() -> None:
+    async def body() -> None:
+        scheduler, _ = make(FakeModel(), FakeClock())
+        await scheduler.drain()
+        with pytest.raises(Unavailable):
+            await scheduler.submit(req("a"))
+
+    run(body)
+
+
+def test_timing_hands_the_success_record_to_the_caller() -> None:
+    async def body() -> None:
+        clock = FakeClock()
+        model = FakeModel(clock=clock)
+        model.infer_ns = 500
+        scheduler, stats = make(model, clock)
+        timing = RequestTiming()
+        await scheduler.submit(req("a", rows=3), timing=timing)
+        assert (timing.elements, timing.request_ns, timing.queue_ns) == (3, 500, 0)
+        assert timing.compute_infer_ns == 500
+        assert stats.success_count == 0  # the caller records it
+        assert stats.execution_count == 1
+        queued = RequestTiming()
+        model.hold = True
+        first = submit(scheduler, req("b"))
+        await settle()
+        second = asyncio.create_task(scheduler.submit(req("c"), timing=queued))
+        await settle()
+        model.release()
+        await settle()
+        model.release()
+        await asyncio.gather(first, second)
+        assert stats.success_count == 1  # only "b", submitted without a timing
+        assert (queued.elements, queued.queue_ns, queued.compute_infer_ns) == (1, 500, 500)
+        assert queued.request_ns == 1000
 
     run(body)
 

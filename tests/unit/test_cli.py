@@ -84,3 +84,41 @@ def test_version_and_help() -> None:
     help_text = CliRunner().invoke(cli.main, ["serve", "--help"]).output
     assert "--http-port" in help_text
     assert "--model-repository" in help_text
+
+
+def test_model_control_flags(tmp_path: Path, captured: list[Settings]) -> None:
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert captured[-1].model_control_mode == "explicit"
+    assert captured[-1].repository_poll_secs == 15
+    args = ["serve", str(tmp_path), "--model-control-mode", "poll", "--repository-poll-secs", "0.5"]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    assert (captured[-1].model_control_mode, captured[-1].repository_poll_secs) == ("poll", 0.5)
+    env = {
+        "OIPSERVE_MODEL_CONTROL_MODE": "none",
+        "OIPSERVE_REPOSITORY_POLL_SECS": "2",
+    }
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert (captured[-1].model_control_mode, captured[-1].repository_poll_secs) == ("none", 2)
+    result = CliRunner().invoke(
+        cli.main, ["serve", str(tmp_path)], env={"OIPSERVE_LOAD_MODEL": "a b"}
+    )
+    assert result.exit_code == 0, result.output
+    assert captured[-1].load_models == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model-control-mode", "sometimes"],
+        ["--repository-poll-secs", "0"],
+        ["--model-control-mode", "poll", "--load-model", "a"],
+        ["--model-control-mode", "none", "--load-model", "*"],
+    ],
+)
+def test_bad_model_control_flags(tmp_path: Path, captured: list[Settings], args: list[str]) -> None:
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert not captured

@@ -195,3 +195,22 @@ def test_a_fault_while_recording_still_answers_every_caller() -> None:
         assert scheduler.queued() == 0
 
     asyncio.run(body())
+
+
+def test_one_success_record_moves_every_request_count_together() -> None:
+    """What the dataplane records: a snapshot never shows compute counts that differ (perf_analyzer
+    aborts with "Server side statistics compute counts must be the same")."""
+    stats = ModelStatistics()
+    stats.record_success(
+        elements=2,
+        request_ns=1000,
+        queue_ns=100,
+        compute_infer_ns=700,
+        compute_input_ns=50,
+        compute_output_ns=150,
+    )
+    inference = stats.snapshot("m", "1")["inference_stats"]
+    counts = {pair: inference[pair]["count"] for pair in PAIRS[:6] if pair != "fail"}
+    assert counts == dict.fromkeys(counts, 1)
+    assert inference["compute_input"] == {"count": 1, "ns": 50}
+    assert inference["compute_output"] == {"count": 1, "ns": 150}

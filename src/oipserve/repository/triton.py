@@ -104,10 +104,12 @@ def to_json(config: ModelConfig) -> dict[str, Any]:
 def message_to_json(message: config_pb.ModelConfig) -> dict[str, Any]:
     from google.protobuf import json_format
 
+    from oipserve.transport.grpc.messages import config_pb
+
     data = json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
     )
-    _int64_as_numbers(message.DESCRIPTOR, data)
+    _int64_as_numbers(config_pb.ModelConfig.DESCRIPTOR, data)
     return data
 
 
@@ -116,7 +118,7 @@ def check(config: ModelConfig, source: str) -> None:
     to_proto(config, source)
 
 
-def _int64_as_numbers(descriptor: Descriptor, data: dict[str, Any]) -> None:
+def _int64_as_numbers(descriptor: Descriptor | Any, data: dict[str, Any]) -> None:
     """Turn the strings protobuf prints for 64-bit integers back into numbers, in place."""
     for key, value in data.items():
         field = descriptor.fields_by_name.get(key)

@@ -21,13 +21,17 @@ def _module_name(ctx: LoadContext) -> str:
 
 
 def import_model_class(path: Path, module_name: str) -> type[Model]:
+    """Import ``path`` afresh: compiled from its source every time (never from ``__pycache__``,
+    whose timestamps can miss a file rewritten within the same second), so a reload always runs
+    the code on disk."""
     spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
+    if spec is None:
         raise ModelLoadError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ModelLoadError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
