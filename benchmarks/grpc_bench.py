@@ -41,7 +41,7 @@ from benchmarks._harness import (
     taskset,
     wait_ready,
 )
-from oipserve.transport.grpc.messages import pb
+from oipserve.protocol.messages import pb
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 IRIS_ROW = np.array([[5.1, 3.5, 1.4, 0.2]], dtype="<f4")

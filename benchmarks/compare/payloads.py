@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from oipserve.transport.grpc.messages import pb
+from oipserve.protocol.messages import pb
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 ECHO_SHAPE = (1000, 20)

@@ -63,7 +63,7 @@ from benchmarks.compare.cases import (
 from benchmarks.compare.payloads import GRPC_HEADERS, GRPC_PATH, Payload, forest_matrix, payloads
 from benchmarks.compare.report import Results, Sample, StartSample, machine, ratio_table, render
 from benchmarks.compare.servers import Running, ServerSpec, log_tail, memory, running
-from oipserve.transport.grpc.messages import pb
+from oipserve.protocol.messages import pb
 
 HERE = Path(__file__).resolve().parent
 DOCS = ROOT / "docs" / "performance-compare.md"

@@ -28,7 +28,7 @@ from oipserve.repository import layout, triton
 from oipserve.scheduling.statistics import RequestTiming
 
 if TYPE_CHECKING:
-    from oipserve.transport.grpc.messages import config_pb
+    from oipserve.protocol.messages import config_pb
 from oipserve.model import InferRequest, Parameter, TensorSpec
 from oipserve.protocol.datatypes import datatype_of, dtype_of
 from oipserve.protocol.types import (

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
 from tritonclient.utils import InferenceServerException
 
-from oipserve.transport.grpc.messages import pb
+from oipserve.protocol.messages import pb
 from tests.serving import RunningServer, serve
 
 SERVICE = "inference.GRPCInferenceService"

@@ -20,8 +20,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from oipserve.protocol.messages import pb
 from oipserve.repository.triton import message_to_json
-from oipserve.transport.grpc.messages import pb
 from tests.serving import ROOT, RunningServer, serve
 
 TIMEOUT_S = 30.0

@@ -26,7 +26,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from oipserve.transport.grpc.messages import pb
+from oipserve.protocol.messages import pb
 from tests.serving import RunningServer, serve
 
 TIMEOUT_S = 30.0

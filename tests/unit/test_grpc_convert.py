@@ -12,6 +12,7 @@ import pytest
 from oipserve.errors import InvalidArgument, Unsupported
 from oipserve.model import Parameter
 from oipserve.protocol.binary import array_to_raw
+from oipserve.protocol.messages import pb
 from oipserve.protocol.types import InferenceResponse, OutputTensor
 from oipserve.transport.grpc.convert import (
     CONTENTS_FIELD,
@@ -20,7 +21,6 @@ from oipserve.transport.grpc.convert import (
     parameter_to_proto,
     parameters_from_proto,
 )
-from oipserve.transport.grpc.messages import pb
 
 InputTensor = pb.ModelInferRequest.InferInputTensor
 

@@ -9,9 +9,9 @@ import pytest
 from google.protobuf import json_format
 
 from oipserve.errors import InvalidArgument
+from oipserve.protocol.messages import config_pb
 from oipserve.repository import triton
 from oipserve.repository.config import parse_json, parse_toml
-from oipserve.transport.grpc.messages import config_pb
 
 IRIS = """
 name = "iris"

@@ -18,11 +18,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from oipserve.transport.grpc import messages
-from oipserve.transport.grpc.messages import config_pb, pb
+from oipserve.protocol import messages
+from oipserve.protocol.messages import config_pb, pb
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = "oipserve.transport.grpc._generated.oipserve.grpc.v2"
+GENERATED = "oipserve.protocol._generated.oipserve.grpc.v2"
 
 # §4.1, in order.
 RPCS = [
@@ -92,7 +92,7 @@ def test_packages_do_not_clash_with_tritonclient() -> None:
 
 @pytest.mark.parametrize("ours_first", [True, False], ids=["ours-first", "triton-first"])
 def test_import_order_does_not_matter(ours_first: bool) -> None:
-    ours = "from oipserve.transport.grpc.messages import pb, config_pb"
+    ours = "from oipserve.protocol.messages import pb, config_pb"
     theirs = "import tritonclient.grpc.service_pb2, tritonclient.grpc.model_config_pb2"
     code = "\n".join([ours, theirs] if ours_first else [theirs, ours])
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True, env=_env())

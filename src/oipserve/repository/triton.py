@@ -32,7 +32,7 @@ from oipserve.repository.config import InstanceGroup, ModelConfig
 if TYPE_CHECKING:
     from google.protobuf.descriptor import Descriptor
 
-    from oipserve.transport.grpc.messages import config_pb
+    from oipserve.protocol.messages import config_pb
 
 #: FieldDescriptor.TYPE_INT64, TYPE_UINT64, TYPE_FIXED64, TYPE_SFIXED64, TYPE_SINT64
 _INT64_TYPES = frozenset({3, 4, 6, 16, 18})
@@ -86,7 +86,7 @@ def to_proto(config: ModelConfig, source: str = "the model config") -> config_pb
     """
     from google.protobuf import json_format
 
-    from oipserve.transport.grpc.messages import config_pb
+    from oipserve.protocol.messages import config_pb
 
     message = config_pb.ModelConfig()
     try:
@@ -104,7 +104,7 @@ def to_json(config: ModelConfig) -> dict[str, Any]:
 def message_to_json(message: config_pb.ModelConfig) -> dict[str, Any]:
     from google.protobuf import json_format
 
-    from oipserve.transport.grpc.messages import config_pb
+    from oipserve.protocol.messages import config_pb
 
     data = json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True

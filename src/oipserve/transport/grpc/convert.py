@@ -23,6 +23,7 @@ from oipserve.errors import InvalidArgument, Unsupported
 from oipserve.model import Parameter
 from oipserve.protocol.binary import array_from_raw, array_to_raw
 from oipserve.protocol.datatypes import DATATYPES, DTYPES
+from oipserve.protocol.messages import pb
 from oipserve.protocol.tensor import element_count
 from oipserve.protocol.types import (
     InferenceRequest,
@@ -30,7 +31,6 @@ from oipserve.protocol.types import (
     InputTensor,
     RequestedOutput,
 )
-from oipserve.transport.grpc.messages import pb
 
 #: the typed ``InferTensorContents`` field of each datatype (FP16 and BF16 have none: raw only)
 CONTENTS_FIELD: Final[dict[str, str]] = {

@@ -28,9 +28,9 @@ from grpc_health.v1 import health_pb2
 
 from oipserve.dataplane import DataPlane
 from oipserve.errors import InternalError, InvalidArgument, OIPServeError, Unsupported
+from oipserve.protocol.messages import pb
 from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
 from oipserve.transport.grpc.errors import code_of
-from oipserve.transport.grpc.messages import pb
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

@@ -8,10 +8,10 @@ they can live next to tritonclient's ``inference.*`` in one process, and they
 are wire-compatible with Triton's messages.
 """
 
-from oipserve.transport.grpc._generated.oipserve.grpc.v2 import (
+from oipserve.protocol._generated.oipserve.grpc.v2 import (
     grpc_service_pb2 as pb,
 )
-from oipserve.transport.grpc._generated.oipserve.grpc.v2 import (
+from oipserve.protocol._generated.oipserve.grpc.v2 import (
     model_config_pb2 as config_pb,
 )
 
