@@ -105,6 +105,8 @@ class Registry:
         self.root = root
         self._executor = executor
         self._ready: dict[str, dict[str, LoadedModel]] = {}
+        self._latest: dict[str, LoadedModel] = {}
+        """The highest READY version of each model: what a request without a version gets."""
         self._status: dict[str, dict[str, _Status]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._override_folders: dict[str, Path] = {}
@@ -115,8 +117,20 @@ class Registry:
 
     # -- queries -------------------------------------------------------------------------------
 
+    def _set_ready(self, name: str, versions: dict[str, LoadedModel]) -> None:
+        if versions:
+            self._ready[name] = versions
+            self._latest[name] = versions[max(versions, key=int)]
+        else:
+            self._ready.pop(name, None)
+            self._latest.pop(name, None)
+
     def get(self, name: str, version: str = "") -> LoadedModel:
         """The READY version asked for, or the highest READY one when ``version`` is empty."""
+        if not version:
+            latest = self._latest.get(name)
+            if latest is not None:
+                return latest
         ready = self._ready.get(name, {})
         if version:
             if version in ready:
@@ -128,11 +142,9 @@ class Registry:
                     + (f": {status.reason})" if status.reason else ")")
                 )
             raise ModelNotFound(name, version)
-        if not ready:
-            if name in self._status:
-                raise ModelNotFound(name, detail="has no available versions")
-            raise ModelNotFound(name)
-        return ready[max(ready, key=int)]
+        if name in self._status:
+            raise ModelNotFound(name, detail="has no available versions")
+        raise ModelNotFound(name)
 
     def ready_versions(self, name: str) -> list[str]:
         return sorted(self._ready.get(name, {}), key=int)
@@ -276,7 +288,7 @@ class Registry:
                 if version not in old and version in fresh:
                     statuses[version] = _Status(ModelState.UNAVAILABLE, "a reload failed")
             return False, errors
-        self._ready[name] = fresh
+        self._set_ready(name, fresh)
         for version, loaded in fresh.items():
             statuses[version] = _Status(ModelState.READY)
             logger.info("model '%s' version %s is READY (%s)", name, version, loaded.backend)
@@ -291,7 +303,8 @@ class Registry:
         """Unload every version of ``name``; a harmless no-op when nothing is loaded."""
         layout.validate_name(self.root, name)
         async with self._lock(name):
-            loaded = self._ready.pop(name, {})
+            loaded = self._ready.get(name, {})
+            self._set_ready(name, {})
             statuses = self._status.get(name, {})
             for version in loaded:
                 statuses[version] = _Status(ModelState.UNLOADING)

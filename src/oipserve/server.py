@@ -112,6 +112,8 @@ class Server:
             log_config=None,
             log_level=self.settings.log_level,
             timeout_keep_alive=30,
+            proxy_headers=False,  # no X-Forwarded-* rewriting: one less middleware per request
+            server_header=False,
         )
         self._http = _UvicornServer(config)
         http_task = asyncio.create_task(self._http.serve(), name="oipserve-http")

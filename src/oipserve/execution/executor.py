@@ -32,8 +32,7 @@ class Executor:
         if inspect.iscoroutinefunction(fn):
             result: T = await fn(*args)
             return result
-        loop = asyncio.get_running_loop()
-        value = await loop.run_in_executor(self._pool, fn, *args)
+        value = await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         if inspect.isawaitable(value):
             awaited: T = await value
             return awaited
@@ -50,9 +49,10 @@ class ModelRunner:
         self.name = name
         self.model = model
         self._executor = executor
+        self._infer = model.infer  # bound once: this is the hot path
 
     async def infer(self, requests: list[InferRequest]) -> Sequence[InferResult]:
-        results = await self._executor.call(self.model.infer, requests)
+        results = await self._executor.call(self._infer, requests)
         if len(results) != len(requests):
             raise InternalError(
                 f"model '{self.name}' returned {len(results)} results for {len(requests)} requests"

@@ -62,6 +62,11 @@ class BatchedModel(Model):
         return tuple(names)
 
     def infer(self, requests: list[InferRequest]) -> Sequence[InferResult]:
+        if len(requests) == 1:
+            try:
+                return self._run_group(requests)
+            except Exception as exc:
+                return [exc]
         results: list[InferResult | None] = [None] * len(requests)
         groups: dict[Hashable, list[int]] = {}
         for index, request in enumerate(requests):

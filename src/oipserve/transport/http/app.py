@@ -155,6 +155,7 @@ class HTTPApp:
     def __init__(self, dataplane: DataPlane, max_request_bytes: int) -> None:
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
+        self._model_actions = self._build_model_actions()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -240,12 +241,12 @@ class HTTPApp:
             return {"GET": self.model_metadata}, model, version
         if len(tail) != 1:
             return None
-        action = self._model_actions().get(tail[0])
+        action = self._model_actions.get(tail[0])
         if action is None:
             return None
         return action, model, version
 
-    def _model_actions(self) -> dict[str, dict[str, Handler]]:
+    def _build_model_actions(self) -> dict[str, dict[str, Handler]]:
         return {
             "ready": {"GET": self.model_ready},
             "infer": {"POST": self.infer},
