@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -135,6 +136,11 @@ class Server:
             where = f"{self.settings.host}:{self.settings.grpc_port}"
             raise SystemExit(f"could not listen for gRPC on {where}: {exc}") from None
         await self.load_startup_models()
+        # Everything built so far (frameworks, models, the server) lives as long as the process:
+        # move it out of the cyclic collector's reach, so a full collection no longer walks
+        # ~100k long-lived objects (a 45 ms pause, the whole p99 at concurrency 32).
+        gc.collect()
+        gc.freeze()
         self._log_ready()
         poll_task = None
         if self.poller is not None:
