@@ -90,3 +90,48 @@ def test_port_in_use_is_a_clean_failure(examples_repository: Path, tmp_path: Pat
     assert result.returncode == 1
     assert f"could not listen on 127.0.0.1:{running.http_port}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+ASYNC_MODEL = '''
+import asyncio
+
+import numpy as np
+import oipserve
+
+
+class Scaler(oipserve.Model):
+    """load, infer and unload are all coroutines; infer reads a parameter from model.toml."""
+
+    async def load(self, ctx):
+        await asyncio.sleep(0)
+        self.factor = float(ctx.parameters["factor"])
+
+    async def infer(self, requests):
+        await asyncio.sleep(0)
+        return [
+            oipserve.InferResponse({"y": np.asarray(r.inputs["x"]) * self.factor},
+                                   parameters={"seen": str(r.parameters.get("tag", ""))})
+            for r in requests
+        ]
+
+    async def unload(self):
+        await asyncio.sleep(0)
+'''
+
+
+def test_async_python_model(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "scaler" / "1").mkdir(parents=True)
+    (repo / "scaler" / "model.toml").write_text(
+        'backend = "python"\n[parameters]\nfactor = "3"\n'
+    )
+    (repo / "scaler" / "1" / "model.py").write_text(ASYNC_MODEL)
+    with serve(repo, tmp_dir=tmp_path) as running:
+        body = {
+            "parameters": {"tag": "t1"},
+            "inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1.0, 2.5]}],
+        }
+        response = httpx.post(f"{running.base_url}/v2/models/scaler/infer", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["data"] == [3.0, 7.5]
+        assert response.json()["parameters"] == {"seen": "t1"}

@@ -113,3 +113,28 @@ def require_inputs(inputs: dict[str, np.ndarray], *names: str) -> list[np.ndarra
         return [inputs[name] for name in names]
     except KeyError as exc:
         raise InvalidArgument(f"missing input {exc.args[0]!r}") from None
+
+
+def feature_matrix(
+    inputs: dict[str, np.ndarray], name: str, features: int | None, framework: str
+) -> np.ndarray:
+    """The one ``[rows, features]`` input of a tabular model (one row may come as ``[features]``),
+    checked against the feature count the model file gives (``None``: unknown)."""
+    if len(inputs) != 1:
+        raise InvalidArgument(f"{framework} models take one input ('{name}'), got {len(inputs)}")
+    (matrix,) = inputs.values()
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    elif matrix.ndim != 2:
+        raise InvalidArgument(
+            f"input '{name}' must be [rows, features], got shape {list(matrix.shape)}"
+        )
+    if features and matrix.shape[-1] != features:
+        raise InvalidArgument(f"expected {features} features per row, got {matrix.shape[-1]}")
+    return matrix
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: a framework's error, short enough for a log line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

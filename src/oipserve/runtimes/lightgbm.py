@@ -22,7 +22,7 @@ import numpy as np
 from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel
+from oipserve.runtimes.base import BatchedModel, feature_matrix, first_line
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -62,7 +62,7 @@ class LightGBMModel(BatchedModel):
             self._features = int(booster.num_feature())
         except Exception as exc:
             raise ModelLoadError(
-                f"cannot read {ctx.model_file.name} as a LightGBM model: {_first_line(exc)}"
+                f"cannot read {ctx.model_file.name} as a LightGBM model: {first_line(exc)}"
             ) from exc
         self._objective = header.get("objective", "").split(" ")[0]
         self._classes = int(header.get("num_class", "1") or 1)
@@ -99,22 +99,7 @@ class LightGBMModel(BatchedModel):
     def predict(
         self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
-        if len(inputs) != 1:
-            raise InvalidArgument(
-                f"LightGBM models take one input ('{self._input_name}'), got {len(inputs)}"
-            )
-        (features,) = inputs.values()
-        if features.ndim == 1:
-            features = features.reshape(1, -1)
-        elif features.ndim != 2:
-            raise InvalidArgument(
-                f"input '{self._input_name}' must be [rows, features], got shape "
-                f"{list(features.shape)}"
-            )
-        if features.shape[-1] != self._features:
-            raise InvalidArgument(
-                f"expected {self._features} features per row, got {features.shape[-1]}"
-            )
+        features = feature_matrix(inputs, self._input_name, self._features, "LightGBM")
         wanted = outputs or self.default_outputs
         for name in wanted:
             if name != PREDICT and not (name == PREDICT_PROBA and self.is_classifier):
@@ -176,8 +161,3 @@ def _header(text: str) -> dict[str, str]:
         if sep:
             header[key.strip()] = value.strip()
     return header
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -31,7 +31,7 @@ from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.protocol.datatypes import dtype_of
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel
+from oipserve.runtimes.base import BatchedModel, first_line
 
 #: ONNX Runtime's type strings → protocol datatypes
 TENSOR_TYPES: dict[str, str] = {
@@ -93,7 +93,7 @@ class OnnxModel(BatchedModel):
             )
         except Exception as exc:
             raise ModelLoadError(
-                f"cannot load {ctx.model_file.name} into ONNX Runtime: {_first_line(exc)}"
+                f"cannot load {ctx.model_file.name} into ONNX Runtime: {first_line(exc)}"
             ) from exc
         state = import_framework("onnxruntime.capi.onnxruntime_pybind11_state", "onnx")
         self._invalid_argument = getattr(state, "InvalidArgument", ValueError)
@@ -158,7 +158,7 @@ class OnnxModel(BatchedModel):
         try:
             results = self._session.run(list(names), feed)
         except self._invalid_argument as exc:
-            raise InvalidArgument(f"ONNX Runtime rejected the inputs: {_first_line(exc)}") from None
+            raise InvalidArgument(f"ONNX Runtime rejected the inputs: {first_line(exc)}") from None
         return {
             name: _answer(self._outputs[name], value)
             for name, value in zip(names, results, strict=True)
@@ -291,8 +291,3 @@ def _answer(port: _Port, value: Any) -> np.ndarray:
         flat = [v.encode("utf-8") if isinstance(v, str) else v for v in array.ravel()]
         return np.array(flat, dtype=object).reshape(array.shape)
     return array
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

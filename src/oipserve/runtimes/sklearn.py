@@ -15,7 +15,7 @@ from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.protocol.datatypes import datatype_of
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel
+from oipserve.runtimes.base import BatchedModel, feature_matrix
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -68,17 +68,7 @@ class SKLearnModel(BatchedModel):
     def predict(
         self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
-        if len(inputs) != 1:
-            raise InvalidArgument(
-                f"scikit-learn models take one input ('{self._input_name}'), got {len(inputs)}"
-            )
-        (features,) = inputs.values()
-        if features.ndim == 1:
-            features = features.reshape(1, -1)
-        if self._features is not None and features.shape[-1] != self._features:
-            raise InvalidArgument(
-                f"expected {self._features} features per row, got {features.shape[-1]}"
-            )
+        features = feature_matrix(inputs, self._input_name, self._features, "scikit-learn")
         wanted = outputs or self.default_outputs
         result: dict[str, np.ndarray] = {}
         for name in wanted:

@@ -34,7 +34,7 @@ from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.protocol.datatypes import BFLOAT16
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel
+from oipserve.runtimes.base import BatchedModel, first_line
 
 #: torch dtype name → protocol datatype
 DATATYPES: dict[str, str] = {
@@ -197,7 +197,7 @@ def _load_script(torch: Any, path: Path, device: Any) -> Any:
             module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:
         raise ModelLoadError(
-            f"cannot read {path.name} as TorchScript ({_first_line(exc)}); model.pt must be "
+            f"cannot read {path.name} as TorchScript ({first_line(exc)}); model.pt must be "
             "written by torch.jit.script(...).save or torch.jit.trace(...).save, and a "
             "torch.export program goes in model.pt2"
         ) from exc
@@ -210,7 +210,7 @@ def _load_exported(torch: Any, path: Path, device: Any, batched: bool) -> tuple[
         program = torch.export.load(str(path))
     except Exception as exc:
         raise ModelLoadError(
-            f"cannot read {path.name} as a torch.export program ({_first_line(exc)}); "
+            f"cannot read {path.name} as a torch.export program ({first_line(exc)}); "
             "model.pt2 must be written by torch.export.save"
         ) from exc
     if device.type != "cpu":
@@ -255,8 +255,3 @@ def _spec(name: str, value: Any, batched: bool) -> TensorSpec | None:
     if batched and dims:
         dims = dims[1:]
     return TensorSpec(name, datatype, dims)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -28,7 +28,7 @@ import numpy as np
 from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel
+from oipserve.runtimes.base import BatchedModel, feature_matrix, first_line
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -70,7 +70,7 @@ class XGBoostModel(BatchedModel):
             self._features = int(booster.num_features())
         except Exception as exc:
             raise ModelLoadError(
-                f"cannot read {ctx.model_file.name} as an XGBoost model: {_first_line(exc)}"
+                f"cannot read {ctx.model_file.name} as an XGBoost model: {first_line(exc)}"
             ) from exc
         learner = config.get("learner", {})
         self._objective = str(learner.get("objective", {}).get("name", ""))
@@ -113,11 +113,7 @@ class XGBoostModel(BatchedModel):
     def predict(
         self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
-        features = _one_input(inputs, self._input_name, "XGBoost")
-        if self._features and features.shape[-1] != self._features:
-            raise InvalidArgument(
-                f"expected {self._features} features per row, got {features.shape[-1]}"
-            )
+        features = feature_matrix(inputs, self._input_name, self._features, "XGBoost")
         wanted = outputs or self.default_outputs
         for name in wanted:
             if name not in (PREDICT, PREDICT_PROBA) or (
@@ -159,21 +155,3 @@ class XGBoostModel(BatchedModel):
 def _softmax(margins: np.ndarray) -> np.ndarray:
     shifted = np.exp(margins - margins.max(axis=-1, keepdims=True))
     return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True), dtype=np.float32)
-
-
-def _one_input(inputs: dict[str, np.ndarray], name: str, framework: str) -> np.ndarray:
-    if len(inputs) != 1:
-        raise InvalidArgument(f"{framework} models take one input ('{name}'), got {len(inputs)}")
-    (features,) = inputs.values()
-    if features.ndim == 1:
-        features = features.reshape(1, -1)
-    elif features.ndim != 2:
-        raise InvalidArgument(
-            f"input '{name}' must be [rows, features], got shape {list(features.shape)}"
-        )
-    return features
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
