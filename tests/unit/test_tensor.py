@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -104,10 +106,20 @@ def test_element_count() -> None:
 
 
 def test_to_json() -> None:
-    assert array_to_json("y", np.array([[1, 2], [3, 4]], dtype=np.int8)) == [1, 2, 3, 4]
+    def numbers(array: np.ndarray) -> Any:
+        encoded = array_to_json("y", array)
+        assert isinstance(encoded, msgspec.Raw)
+        return json.loads(bytes(encoded))
+
+    assert numbers(np.array([[1, 2], [3, 4]], dtype=np.int8)) == [1, 2, 3, 4]
     assert array_to_json("y", np.array([b"a", b"b"], dtype=object)) == ["a", "b"]
-    assert array_to_json("y", np.array([0.5], dtype=np.float16)) == [0.5]
-    assert array_to_json("y", np.array([1.5], dtype=BFLOAT16)) == [1.5]
+    assert numbers(np.array([0.5], dtype=np.float16)) == [0.5]
+    assert numbers(np.array([1.5], dtype=BFLOAT16)) == [1.5]
+    assert numbers(np.array([0.1], dtype=np.float32)) == [0.1]  # float32's own shortest form
+    assert numbers(np.array([True, False])) == [True, False]
+    assert numbers(np.array([2**64 - 1], dtype=np.uint64)) == [2**64 - 1]
+    assert numbers(np.arange(6, dtype=">i4").reshape(2, 3).T) == [0, 3, 1, 4, 2, 5]
+    assert numbers(np.zeros((0, 3), dtype=np.float32)) == []
     raw = array_to_json("y", np.array([1.0, np.nan, np.inf], dtype=np.float32))
     assert not isinstance(raw, list)
     assert bytes(raw) == b"[1.0, NaN, Infinity]"

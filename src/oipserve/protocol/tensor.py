@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import orjson
 
 from oipserve.errors import InvalidArgument
 from oipserve.protocol.datatypes import BFLOAT16, INTEGER_DATATYPES, dtype_of
@@ -160,7 +161,8 @@ def _bytes_from_json(
 
 
 def array_to_json(name: str, array: np.ndarray) -> list[Any] | msgspec.Raw:
-    """A flat JSON-able list of the array's elements (row-major), as Triton emits."""
+    """The array's elements as a flat JSON array (row-major), as Triton emits: a list of strings
+    for BYTES, encoded JSON (``msgspec.Raw``) for every numeric datatype."""
     kind = array.dtype.kind
     if kind in "OSU":
         out: list[Any] = []
@@ -176,10 +178,12 @@ def array_to_json(name: str, array: np.ndarray) -> list[Any] | msgspec.Raw:
             else:
                 out.append(str(item))
         return out
-    if array.dtype == BFLOAT16 or (array.dtype.itemsize == 2 and kind == "f"):
+    if array.dtype == BFLOAT16:
         array = array.astype(np.float32)
-    flat: list[Any] = array.ravel().tolist()
     if kind == "f" and not np.isfinite(array).all():
-        # msgspec would write null; write the bare NaN / Infinity tokens Triton writes
-        return msgspec.Raw(json.dumps(flat).encode())
-    return flat
+        # orjson would write null; write the bare NaN / Infinity tokens Triton writes
+        return msgspec.Raw(json.dumps(array.ravel().tolist()).encode())
+    # orjson writes the numbers straight from the array (floats in their own shortest form:
+    # a float32 prints as 0.1, not 0.10000000149011612), with no Python object per element
+    flat = np.ascontiguousarray(array.reshape(-1), dtype=array.dtype.newbyteorder("="))
+    return msgspec.Raw(orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY))
