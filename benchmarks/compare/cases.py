@@ -35,6 +35,7 @@ def _cases() -> list[Case]:
 CASES: dict[str, Case] = {case.key: case for case in _cases()}
 
 OIPSERVE = "oipserve"
+MLSERVER_DEFAULT = "mlserver"
 FLOOR_ASGI = "floor-asgi"
 FLOOR_GRPC = "floor-grpc"
 RAW_PREDICT = "raw-predict"

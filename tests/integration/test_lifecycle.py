@@ -122,9 +122,7 @@ class Scaler(oipserve.Model):
 def test_async_python_model(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "scaler" / "1").mkdir(parents=True)
-    (repo / "scaler" / "model.toml").write_text(
-        'backend = "python"\n[parameters]\nfactor = "3"\n'
-    )
+    (repo / "scaler" / "model.toml").write_text('backend = "python"\n[parameters]\nfactor = "3"\n')
     (repo / "scaler" / "1" / "model.py").write_text(ASYNC_MODEL)
     with serve(repo, tmp_dir=tmp_path) as running:
         body = {
