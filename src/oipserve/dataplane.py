@@ -267,18 +267,11 @@ class DataPlane:
                     f"model '{loaded.name}' produced no output '{name}' (it produced "
                     f"{', '.join(outputs) or 'none'})"
                 )
-            array = (
-                np.asarray(outputs[name])
-                if not isinstance(outputs[name], np.ndarray)
-                else outputs[name]
-            )
+            array = np.asarray(outputs[name])  # the same object when it is an array already
             spec = loaded.outputs.get(name)
-            if (
-                spec is not None
-                and spec.datatype != "BYTES"
-                and array.dtype != dtype_of(spec.datatype)
-            ):
-                array = array.astype(dtype_of(spec.datatype))
+            if spec is not None and spec.datatype != "BYTES":
+                # the declared datatype wins (astype copies nothing when it already matches)
+                array = array.astype(dtype_of(spec.datatype), copy=False)
             # -- classification extension (PROTOCOL.md §3.4) ------------------------------------
             wanted = requested.get(name)
             if wanted and classification.PARAMETER in wanted:
