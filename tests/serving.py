@@ -74,28 +74,42 @@ def serve(
 ) -> Iterator[RunningServer]:
     """Run ``oipserve serve repository`` until the block ends; stop it with SIGTERM."""
     http_port, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "oipserve",
+        "serve",
+        str(repository),
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        *extra_args,
+    ]
+    with run_command(
+        command, http_port, grpc_port, tmp_dir=tmp_dir, wait_ready=wait_ready
+    ) as running:
+        yield running
+
+
+@contextmanager
+def run_command(
+    command: list[str],
+    http_port: int,
+    grpc_port: int,
+    *,
+    tmp_dir: Path,
+    env: dict[str, str] | None = None,
+    wait_ready: bool = True,
+) -> Iterator[RunningServer]:
+    """Run a server ``command`` that listens on ``http_port`` / ``grpc_port`` (as the command
+    itself says) until the block ends; stop it with SIGTERM. ``env`` adds to the environment."""
     log_path = tmp_dir / f"server-{http_port}.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "oipserve",
-                "serve",
-                str(repository),
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                str(http_port),
-                "--grpc-port",
-                str(grpc_port),
-                *extra_args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env)
     server = RunningServer(process, http_port, grpc_port, log_path)
     try:
         _wait_until_listening(server, wait_ready)
