@@ -18,29 +18,25 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
+from oipserve.signature import Signature, TensorSpec
+
 if TYPE_CHECKING:
     from oipserve.repository.config import ModelConfig
 
+__all__ = [
+    "InferRequest",
+    "InferResponse",
+    "InferResult",
+    "LoadContext",
+    "Model",
+    "Parameter",
+    "Signature",
+    "TensorSpec",
+    "select_outputs",
+]
+
 #: a request / input / output parameter value, as the protocol allows
 Parameter: TypeAlias = bool | int | float | str
-
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """A declared input or output. ``shape`` excludes the batch dimension; ``-1`` is variable."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """What a runtime found in the model file; the config overrides it where it speaks."""
-
-    inputs: tuple[TensorSpec, ...] = ()
-    outputs: tuple[TensorSpec, ...] = ()
-    platform: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,9 @@ INTEGER_DATATYPES: Final = frozenset(
     {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 )
 FLOAT_DATATYPES: Final = frozenset({"FP16", "FP32", "FP64", "BF16"})
+#: what a tabular framework converts to a float matrix itself: every datatype but BYTES and BF16
+#: (numpy has no bfloat16; the frameworks refuse object arrays of bytes)
+NUMERIC_DATATYPES: Final = frozenset({"BOOL", *INTEGER_DATATYPES, "FP16", "FP32", "FP64"})
 
 _BY_DTYPE: Final = {dt: name for name, dt in DTYPES.items()}
 

@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 
 from oipserve.errors import InvalidArgument
-from oipserve.model import TensorSpec
 from oipserve.protocol.datatypes import CONFIG_NAMES, from_config_name
+from oipserve.signature import TensorSpec
 
 
 class _Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):

@@ -53,13 +53,14 @@ def fingerprint(folder: Path) -> Fingerprint:
 
 
 def snapshot(root: Path) -> Snapshot:
-    """The fingerprint of every model folder in ``root`` (empty when ``root`` is gone)."""
+    """The fingerprint of every model folder in ``root`` (empty when ``root`` is gone); the
+    repository's layout says which folders are models (:mod:`oipserve.repository.discovery`)."""
     if not root.is_dir():
         return {}
     result: Snapshot = {}
-    for name in layout.list_model_names(root):
+    for name, folder in layout.model_folders(root).items():
         try:
-            result[name] = fingerprint(root / name)
+            result[name] = fingerprint(folder)
         except FileNotFoundError:
             continue
     return result
