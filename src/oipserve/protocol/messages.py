@@ -8,6 +8,8 @@ they can live next to tritonclient's ``inference.*`` in one process, and they
 are wire-compatible with Triton's messages.
 """
 
+from typing import Final
+
 from oipserve.protocol._generated.oipserve.grpc.v2 import (
     grpc_service_pb2 as pb,
 )
@@ -15,4 +17,8 @@ from oipserve.protocol._generated.oipserve.grpc.v2 import (
     model_config_pb2 as config_pb,
 )
 
-__all__ = ["config_pb", "pb"]
+SERVICE_NAME: Final = "inference.GRPCInferenceService"
+"""Wire name of the inference service (method paths ``/inference.GRPCInferenceService/<Rpc>``),
+as Triton and MLServer register it; the server and the client both use this one constant."""
+
+__all__ = ["SERVICE_NAME", "config_pb", "pb"]

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2
 
 from oipserve.dataplane import DataPlane
 from oipserve.errors import InternalError, InvalidArgument, OIPServeError, Unsupported
-from oipserve.protocol.messages import pb
+from oipserve.protocol.messages import SERVICE_NAME, pb
 from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
 from oipserve.transport.grpc.errors import code_of
 
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("oipserve.grpc")
 
-SERVICE_NAME: Final = "inference.GRPCInferenceService"
-"""Wire name of the inference service (method paths ``/inference.GRPCInferenceService/<Rpc>``)."""
 HEALTH_SERVICE_NAME: Final = "grpc.health.v1.Health"
 
 STREAM_WINDOW: Final = 256
