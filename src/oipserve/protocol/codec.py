@@ -4,6 +4,14 @@ Decoding: the JSON header (the whole body, or its first ``Inference-Header-Conte
 bytes) is decoded by a msgspec decoder built once; each input's ``data`` becomes an array in C,
 each binary input a zero-copy ``np.frombuffer`` view of the body. Encoding goes the other way:
 one msgspec encode of the header, binary outputs appended as memoryviews of the arrays.
+
+Nesting is bounded at :data:`MAX_JSON_DEPTH` levels (Triton's limit, PROTOCOL.md §6), always as a
+400: tensor ``data`` is measured after decoding (:mod:`.tensor`), the small control bodies
+(repository index / load / unload) by :func:`decode_json_object`; the typed fields of an
+inference request cannot nest at all, and a body nested deeper than the interpreter's recursion
+limit (msgspec guards its recursion and raises ``RecursionError``) is refused with the same
+message instead of failing as a 500. Scanning every inference body for depth up front would cost
+the hot path a pass over each body to catch what these checks already catch.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from oipserve.protocol.types import (
 
 Params: TypeAlias = dict[str, str | int | float | bool]
 HEADER_NAME = "inference-header-content-length"
+MAX_JSON_DEPTH = 100
+"""Deepest JSON nesting accepted in a request body (Triton's limit)."""
 
 
 class _WireInput(msgspec.Struct, kw_only=True):
@@ -64,7 +74,46 @@ class _WireResponse(msgspec.Struct, omit_defaults=True):
 
 
 _request_decoder = msgspec.json.Decoder(_WireRequest)
+_any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+
+
+def too_deep(what: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"the {what} is nested too deeply: JSON may nest at most {MAX_JSON_DEPTH} levels"
+    )
+
+
+def decode_json_object(body: bytes | str, what: str) -> dict[str, Any]:
+    """A small JSON object body (``what`` names it in errors); an empty body is ``{}``.
+
+    Nesting deeper than :data:`MAX_JSON_DEPTH` is refused (400), however deep it goes."""
+    if not body.strip():
+        return {}
+    try:
+        value = _any_decoder.decode(body)
+    except RecursionError:
+        raise too_deep(f"{what} request") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument(f"invalid JSON in the {what} request: {exc}") from None
+    check_depth(value, f"{what} request")
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"the {what} request body must be a JSON object")
+    return value
+
+
+def check_depth(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse ``value`` (decoded JSON) if it nests deeper than ``limit`` (iteratively: any depth
+    is measured without recursion)."""
+    if not isinstance(value, dict | list):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            raise too_deep(what)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def parse_header_length(value: str | None, body_length: int) -> int | None:
@@ -96,6 +145,8 @@ def decode_infer_request(
     header = body if header_length is None else memoryview(body)[:header_length]
     try:
         wire = _request_decoder.decode(header)
+    except RecursionError:
+        raise too_deep("inference request") from None
     except msgspec.ValidationError as exc:
         raise InvalidArgument(f"invalid inference request: {exc}") from None
     except msgspec.DecodeError as exc:

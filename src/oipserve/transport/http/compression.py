@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Sequence
 
 from oipserve.errors import InvalidArgument, PayloadTooLarge, Unsupported
 
@@ -122,3 +123,16 @@ def compress(body: bytes, coding: str) -> bytes:
     if coding == "gzip":
         return gzip.compress(body, compresslevel=6, mtime=0)
     return zlib.compress(body)
+
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer (mtime 0)
+
+
+def compress_chunks(chunks: Sequence[bytes | memoryview], coding: str) -> list[bytes]:
+    """Compress a body given as chunks without joining them first: the compressed pieces, which
+    decompress (gzip: as one member; deflate: zlib-wrapped) to the chunks concatenated."""
+    wbits = _GZIP_WBITS if coding == "gzip" else zlib.MAX_WBITS
+    compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    pieces = [compressor.compress(chunk) for chunk in chunks]
+    pieces.append(compressor.flush())
+    return [piece for piece in pieces if piece]

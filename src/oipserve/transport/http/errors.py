@@ -1,10 +1,13 @@
-"""The one table from error kind to HTTP status (PROTOCOL.md §0)."""
+"""The one table from error kind to HTTP status (PROTOCOL.md §0), and the OIP error body."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from oipserve.errors import ErrorKind
+from oipserve.errors import ErrorKind, OIPServeError, QueueFull
+from oipserve.protocol import codec
+from oipserve.transport.http import compression
+from oipserve.transport.http.asgi import Response
 
 STATUS: Final[dict[ErrorKind, int]] = {
     ErrorKind.INVALID_ARGUMENT: 400,
@@ -21,3 +24,13 @@ STATUS: Final[dict[ErrorKind, int]] = {
 
 def status_of(kind: ErrorKind) -> int:
     return STATUS[kind]
+
+
+def error_response(error: OIPServeError) -> Response:
+    """The OIP error: ``{"error": "<message>"}`` with the kind's status (and its headers)."""
+    response = Response(status_of(error.kind), codec.encode({"error": error.message}))
+    if isinstance(error, QueueFull):
+        response.headers.append((b"retry-after", str(error.retry_after_s).encode()))
+    if isinstance(error, compression.UnsupportedEncoding):
+        response.headers.append((b"accept-encoding", b"gzip, deflate"))
+    return response
