@@ -155,3 +155,16 @@ def serve(
     from oipserve.server import run
 
     run(settings)
+
+
+def _register_tools() -> None:
+    """``infer``, ``models`` and ``bench``: clients of a running server (``cli/infer.py`` ...)."""
+    from oipserve.cli.bench import bench
+    from oipserve.cli.infer import infer
+    from oipserve.cli.models import models
+
+    for command in (infer, models, bench):
+        main.add_command(command)
+
+
+_register_tools()
