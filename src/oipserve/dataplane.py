@@ -1,34 +1,48 @@
 """The use cases every transport serves: health, metadata, inference, model configuration and the
-model repository (index, load, unload).
+model repository (index, load, unload), and start-up.
 
 Transports decode their wire format into :mod:`oipserve.protocol.types` and call these methods; the
 dataplane checks requests against the model's declared tensors, hands them to the model's
-scheduler and builds the protocol response. It never sees HTTP or gRPC.
+scheduler and builds the protocol response. It never sees HTTP or gRPC, and answers with domain
+values (:mod:`oipserve.domain`, :mod:`oipserve.protocol.types`, the
+:class:`~oipserve.repository.config.ModelConfig`) that each transport renders itself.
 
-Model control modes (PROTOCOL.md §0, as Triton's): ``explicit`` (the default) serves the repository
-API's load and unload; ``poll`` and ``none`` refuse them (``poll`` follows the folder instead, see
-:mod:`oipserve.repository.poll`). The index is answered in every mode. Loading and unloading later
-never make a ready server not ready; a model that failed at start-up and is loaded later stops
-counting against readiness.
+Loading is the registry's business end to end (names, configs, Triton's schema, instances); the
+dataplane decides only *whether* a repository call is allowed: model control modes as Triton's
+(PROTOCOL.md §0): ``explicit`` (the default) serves the repository API's load and unload; ``poll``
+and ``none`` refuse them (``poll`` follows the folder instead, see
+:mod:`oipserve.repository.poll`). The index is answered in every mode.
+
+Readiness: :meth:`DataPlane.start` loads the start-up models one by one; each model answers
+inference as soon as it is READY (one still loading answers 503 ``LOADING``, one that failed 503
+with its load error), while the server's own readiness waits for all of them. Loading and
+unloading later never make a ready server not ready; a model that failed at start-up and is
+loaded later stops counting against readiness.
+
+Statistics and failure logs: each inference request is recorded once, in :meth:`DataPlane._record`
+(success with the scheduler's timings, or failure), the one place metrics and traces hang off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from oipserve import __version__, classification
-from oipserve.errors import InvalidArgument, OIPServeError, Unavailable
-from oipserve.registry import IndexEntry, LoadedModel, Registry
-from oipserve.repository import config as config_module
-from oipserve.repository import layout, triton
-from oipserve.scheduling.statistics import RequestTiming
-
-if TYPE_CHECKING:
-    from oipserve.protocol.messages import config_pb
+from oipserve.domain import IndexEntry, ModelReadiness, ModelState
+from oipserve.errors import (
+    ErrorKind,
+    InvalidArgument,
+    OIPServeError,
+    StartupError,
+    Unavailable,
+)
 from oipserve.model import InferRequest, Parameter, TensorSpec
 from oipserve.protocol.datatypes import datatype_of, dtype_of
 from oipserve.protocol.types import (
@@ -39,6 +53,12 @@ from oipserve.protocol.types import (
     OutputTensor,
     ServerMetadata,
 )
+from oipserve.registry import LoadedModel, Registry
+from oipserve.repository.config import ModelConfig
+from oipserve.scheduling.statistics import RequestTiming
+from oipserve.settings import CONTROL_MODES, ControlMode
+
+logger = logging.getLogger("oipserve.dataplane")
 
 #: request parameters the server interprets itself; never handed to the model
 RESERVED_PARAMETERS = frozenset(
@@ -58,8 +78,11 @@ EXTENSIONS: tuple[str, ...] = (
     "statistics",
 )
 
-CONTROL_MODES: tuple[str, ...] = ("explicit", "poll", "none")
-"""``--model-control-mode`` values; only ``explicit`` allows repository load / unload."""
+REPOSITORY_CALL_REFUSED = "explicit model load / unload is not allowed if polling is enabled"
+"""Triton's text (and UNAVAILABLE) for a repository load / unload outside ``explicit`` mode: core's
+``ModelRepositoryManager::LoadUnloadModel`` (src/model_repository_manager/
+model_repository_manager.cc) answers it whenever model control is off, in ``none`` mode too. Ours
+adds the mode and the remedy after Triton's text."""
 
 
 class DataPlane:
@@ -68,7 +91,8 @@ class DataPlane:
         registry: Registry,
         *,
         server_name: str = "oipserve",
-        model_control_mode: str = "explicit",
+        model_control_mode: ControlMode = "explicit",
+        strict_readiness: bool = True,
     ) -> None:
         if model_control_mode not in CONTROL_MODES:
             raise ValueError(
@@ -78,11 +102,40 @@ class DataPlane:
         self.registry = registry
         self.server_name = server_name
         self.model_control_mode = model_control_mode
+        self.strict_readiness = strict_readiness
         self.started = False
         """Set once start-up loading has finished."""
-        self.strict_readiness = True
         self.startup_failures: dict[str, str] = {}
         """``name/version`` → reason for each model that failed to load at start-up."""
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    async def start(self, load_models: Sequence[str] = ()) -> None:
+        """Load the start-up models: every model in the repository, or in ``explicit`` mode the
+        ones ``load_models`` names (empty or ``*``: all). Models load one by one and each serves
+        as soon as it is READY; the server is ready once all have been tried (and, with strict
+        readiness, all are READY). Failures are logged once, by the registry.
+
+        :class:`StartupError` when the repository is not a folder.
+        """
+        root = self.registry.root
+        if not root.is_dir():
+            raise StartupError(f"model repository {root} is not a folder")
+        names = list(load_models)
+        if self.model_control_mode != "explicit" or not names or "*" in names:
+            names = self.registry.model_names()
+        self.registry.expect(names)
+        for name in names:
+            # a failure is logged once, by the registry, which keeps its state and reason
+            with contextlib.suppress(OIPServeError):
+                await self.registry.load(name)
+        self.startup_failures = self.registry.failures()
+        for name in names:
+            if not self.registry.ready_versions(name) and not any(
+                key.startswith(f"{name}/") for key in self.startup_failures
+            ):
+                self.startup_failures[f"{name}/-"] = "no version could be loaded"
+        self.started = True
 
     # -- health and metadata -------------------------------------------------------------------
 
@@ -108,8 +161,10 @@ class DataPlane:
         versions = [version] if version else self.registry.ready_versions(name)
         return loaded.metadata(versions)
 
-    def model_ready(self, name: str, version: str = "") -> bool:
-        return self.registry.is_ready(name, version)
+    def model_readiness(self, name: str, version: str = "") -> ModelReadiness:
+        """Whether the model (version) answers inference, and if not why: its state and load
+        error. :class:`~oipserve.errors.ModelNotFound` for an unknown model."""
+        return self.registry.readiness(name, version)
 
     def statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
         """Triton's statistics extension: every READY version, of all models or of ``name``."""
@@ -124,13 +179,10 @@ class DataPlane:
 
     # -- model configuration (Triton's model_configuration extension) --------------------------
 
-    def model_config(self, name: str, version: str = "") -> dict[str, Any]:
-        """Triton's JSON rendering of the model's effective configuration (PROTOCOL.md §3.1)."""
-        return triton.to_json(self.registry.get(name, version).config)
-
-    def model_config_proto(self, name: str, version: str = "") -> config_pb.ModelConfig:
-        """The same configuration as the ``ModelConfig`` protobuf message, for gRPC."""
-        return triton.to_proto(self.registry.get(name, version).config)
+    def model_config(self, name: str, version: str = "") -> ModelConfig:
+        """The model's effective configuration; REST renders it with ``repository.triton.to_json``
+        and gRPC with ``repository.triton.to_proto`` (PROTOCOL.md §3.1)."""
+        return self.registry.get(name, version).config
 
     # -- model repository (Triton's model_repository extension) --------------------------------
 
@@ -138,14 +190,14 @@ class DataPlane:
         """Every model folder and version with its state; only READY ones when ``ready``."""
         entries = self.registry.index()
         if ready:
-            return [entry for entry in entries if entry.state == "READY"]
+            return [entry for entry in entries if entry.state == ModelState.READY.value]
         return entries
 
-    def _require_explicit(self, action: str) -> None:
+    def _require_explicit(self) -> None:
         if self.model_control_mode != "explicit":
-            raise InvalidArgument(
-                f"explicit model {action} is not allowed in model control mode "
-                f"'{self.model_control_mode}'; start the server with --model-control-mode explicit"
+            raise Unavailable(
+                f"{REPOSITORY_CALL_REFUSED} (model control mode '{self.model_control_mode}'; "
+                "start the server with --model-control-mode explicit)"
             )
 
     async def repository_load(
@@ -153,35 +205,24 @@ class DataPlane:
     ) -> None:
         """The repository API's load: (re)load ``name``, with an optional config override (the JSON
         of a ModelConfig) and optional files (``"1/model.onnx"`` → bytes) replacing its folder."""
-        self._require_explicit("load")
-        layout.validate_name(self.registry.root, name)
-        override = None
-        if config is not None:
-            source = "the 'config' load parameter"
-            override = config_module.parse_json(config, source)
-            triton.check(override, source)
-        elif files:
-            raise InvalidArgument(
-                f"loading model '{name}' with file overrides needs the 'config' parameter too"
-            )
-        await self.load_model(name, override, files)
+        self._require_explicit()
+        await self.load_model(name, config, files)
 
     async def repository_unload(self, name: str, unload_dependents: bool = False) -> None:
         """The repository API's unload; a harmless success when ``name`` is not loaded.
 
         ``unload_dependents`` is accepted and has nothing to act on (no ensembles yet)."""
-        self._require_explicit("unload")
-        layout.validate_name(self.registry.root, name)
+        self._require_explicit()
         await self.unload_model(name)
 
     async def load_model(
         self,
         name: str,
-        override: config_module.ModelConfig | None = None,
+        config: str | None = None,
         files: Mapping[str, bytes] | None = None,
     ) -> None:
         """(Re)load ``name`` whatever the control mode (the repository poller's entry point)."""
-        await self.registry.load(name, override, files)
+        await self.registry.load(name, config, files)
         # a model that failed at start-up and now loads no longer holds the server not ready
         for key in [k for k in self.startup_failures if k.startswith(f"{name}/")]:
             if self.registry.ready_versions(name):
@@ -193,44 +234,75 @@ class DataPlane:
     # -- inference -----------------------------------------------------------------------------
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
-        if not self.started:
-            raise Unavailable("the server is not ready: models are still loading")
+        """Run one request on the model's READY version (inference is gated by the model's own
+        readiness, not the server's)."""
         loaded = self.registry.get(request.model_name, request.model_version)
-        statistics = loaded.statistics
         start = time.perf_counter_ns()
+        timing = RequestTiming()
         try:
             model_request = self._model_request(loaded, request)
             priority, timeout_us = _schedule_parameters(request.parameters)
-        except OIPServeError:
-            statistics.record_failure(time.perf_counter_ns() - start)
-            raise
-        input_ns = time.perf_counter_ns() - start
-        # the scheduler hands the success back for one record of the whole request (every
-        # inference_stats count moves together, as perf_analyzer requires)
-        timing = RequestTiming()
-        result = await loaded.scheduler.submit(
-            model_request, priority=priority, timeout_us=timeout_us, timing=timing
-        )
-        start_output = time.perf_counter_ns()
-        try:
+            input_ns = time.perf_counter_ns() - start
+            result = await loaded.scheduler.submit(
+                model_request, priority=priority, timeout_us=timeout_us, timing=timing
+            )
+            start_output = time.perf_counter_ns()
             response = self._response(loaded, request, result.outputs, result.parameters)
-        except OIPServeError:
-            statistics.record_failure(input_ns + timing.request_ns)
+            output_ns = time.perf_counter_ns() - start_output
+        except asyncio.CancelledError:
+            raise  # the client went away: counted nowhere
+        except OIPServeError as error:
+            self._record(loaded, request, time.perf_counter_ns() - start, None, error)
             raise
-        output_ns = time.perf_counter_ns() - start_output
-        statistics.record_success(
-            elements=timing.elements,
-            request_ns=input_ns + timing.request_ns + output_ns,
-            queue_ns=timing.queue_ns,
-            compute_infer_ns=timing.compute_infer_ns,
-            compute_input_ns=input_ns,
-            compute_output_ns=output_ns,
-        )
+        timing.request_ns += input_ns + output_ns
+        timing.compute_input_ns = input_ns
+        timing.compute_output_ns = output_ns
+        self._record(loaded, request, 0, timing, None)
         return response
+
+    def _record(
+        self,
+        loaded: LoadedModel,
+        request: InferenceRequest,
+        failed_ns: int,
+        timing: RequestTiming | None,
+        error: OIPServeError | None,
+    ) -> None:
+        """The one place an inference request's outcome is recorded: its statistics (every
+        ``inference_stats`` count moves together, as perf_analyzer requires) and, for a server
+        fault, one ERROR log line with the model, version, request id and the model's traceback.
+        Metrics and traces hang off here too."""
+        statistics = loaded.statistics
+        if error is None:
+            assert timing is not None
+            statistics.record_success(
+                elements=timing.elements,
+                request_ns=timing.request_ns,
+                queue_ns=timing.queue_ns,
+                compute_infer_ns=timing.compute_infer_ns,
+                compute_input_ns=timing.compute_input_ns,
+                compute_output_ns=timing.compute_output_ns,
+            )
+            return
+        statistics.record_failure(failed_ns)
+        if error.kind is ErrorKind.INTERNAL:
+            cause = error.__cause__
+            logger.error(
+                "inference failed: model '%s' version %s, request id '%s': %s",
+                loaded.name,
+                loaded.version,
+                request.id,
+                error.message,
+                exc_info=(type(cause), cause, cause.__traceback__) if cause is not None else None,
+            )
 
     def _model_request(self, loaded: LoadedModel, request: InferenceRequest) -> InferRequest:
         arrays = _check_inputs(loaded, request.inputs)
         requested = tuple(output.name for output in request.outputs)
+        if len(set(requested)) != len(requested):
+            # Triton's text: core's InferenceRequest::AddOriginalRequestedOutput (infer_request.cc)
+            twice = next(name for name in requested if requested.count(name) > 1)
+            raise InvalidArgument(f"output '{twice}' already exists in request")
         if loaded.outputs:
             unknown = [name for name in requested if name not in loaded.outputs]
             if unknown:

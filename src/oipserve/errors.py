@@ -16,8 +16,10 @@ every kind.
     ├── PayloadTooLarge          RESOURCE_EXHAUSTED body / message over the configured limit
     ├── Unsupported              UNIMPLEMENTED      feature or encoding not supported
     ├── AlreadyExists            ALREADY_EXISTS     resource registered twice
-    └── InternalError            INTERNAL           a server fault (a model raised, a worker died)
-        └── ModelLoadError       INTERNAL           a model could not be loaded
+    ├── InternalError            INTERNAL           a server fault (a model raised, a worker died)
+    │   └── ModelLoadError       INTERNAL           a model could not be loaded
+    └── StartupError             INTERNAL           the server could not start (no repository,
+                                                    a port taken); the CLI exits with it
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ class ModelLoadError(InternalError):
     pass
 
 
+class StartupError(OIPServeError):
+    """The server could not start. The library raises it; the CLI logs it once and exits 1."""
+
+    kind = ErrorKind.INTERNAL
+
+
 __all__ = [
     "AlreadyExists",
     "DeadlineExceeded",
@@ -122,6 +130,7 @@ __all__ = [
     "OIPServeError",
     "PayloadTooLarge",
     "QueueFull",
+    "StartupError",
     "Unavailable",
     "Unsupported",
 ]

@@ -11,10 +11,10 @@ Tensors are numpy arrays: ``BYTES`` as ``object`` arrays of :class:`bytes`, ``BF
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -90,7 +90,13 @@ class Model:
     ``signature()`` may describe the model's inputs and outputs when its file says so; the config's
     ``input``/``output`` sections win where they are given. A model that declares no inputs accepts
     any tensors.
+
+    ``thread_safe = False`` says that one object must not run two ``infer`` calls at once: an
+    ``instance_group`` of *count* instances then loads *count* copies (each runs one batch at a
+    time) instead of sharing one object between *count* concurrent slots.
     """
+
+    thread_safe: ClassVar[bool] = True
 
     def load(self, ctx: LoadContext) -> Awaitable[None] | None:
         return None
@@ -115,3 +121,15 @@ def select_outputs(
     if not request.outputs:
         return dict(outputs)
     return {name: outputs[name] for name in request.outputs if name in outputs}
+
+
+def batch_key(request: InferRequest) -> Hashable:
+    """Requests with equal keys can be concatenated along dim 0."""
+    return tuple((name, array.dtype, array.shape[1:]) for name, array in request.inputs.items())
+
+
+def batch_size(request: InferRequest) -> int:
+    """The leading dimension shared by a request's inputs (1 for rank-0 inputs)."""
+    for array in request.inputs.values():
+        return int(array.shape[0]) if array.ndim else 1
+    return 1

@@ -12,16 +12,17 @@ temporary model folder that lives as long as the versions loaded from it.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from oipserve import loading
+from oipserve.domain import IndexEntry, ModelReadiness, ModelState
 from oipserve.errors import (
     InvalidArgument,
     ModelLoadError,
@@ -29,25 +30,19 @@ from oipserve.errors import (
     OIPServeError,
     Unavailable,
 )
-from oipserve.execution.executor import Executor, ModelRunner
-from oipserve.model import LoadContext, Model, Signature, TensorSpec
+from oipserve.execution.instance import InstanceFactory, ModelInstance
+from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.protocol.datatypes import CONFIG_NAMES
 from oipserve.protocol.types import ModelMetadata, TensorMetadata
+from oipserve.repository import config as config_module
 from oipserve.repository import layout, triton
 from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput
-from oipserve.runtimes import instantiate
-from oipserve.scheduling.batcher import BatchPolicy, Scheduler
+from oipserve.scheduling.batcher import Scheduler
 from oipserve.scheduling.statistics import ModelStatistics
 
 logger = logging.getLogger("oipserve.registry")
 
-
-class ModelState(enum.Enum):
-    UNKNOWN = "UNKNOWN"
-    LOADING = "LOADING"
-    READY = "READY"
-    UNAVAILABLE = "UNAVAILABLE"
-    UNLOADING = "UNLOADING"
+LOAD_PARAMETER_SOURCE = "the 'config' load parameter"
 
 
 @dataclass(slots=True)
@@ -59,7 +54,8 @@ class LoadedModel:
     backend: str
     config: ModelConfig
     """The effective config: the folder's, completed with what the model file says."""
-    model: Model
+    instance: ModelInstance
+    """What runs the version's batches (execution's seam)."""
     scheduler: Scheduler
     statistics: ModelStatistics
     inputs: dict[str, TensorSpec]
@@ -87,33 +83,37 @@ class LoadedModel:
 
 
 @dataclass(slots=True)
-class IndexEntry:
-    name: str
-    version: str = ""
-    state: str = ""
-    reason: str = ""
-
-
-@dataclass(slots=True)
 class _Status:
     state: ModelState
     reason: str = ""
+    failed: bool = False
+    """The version failed to load (its reason is the load error), as opposed to unloaded."""
 
 
 class Registry:
-    def __init__(self, root: Path, executor: Executor) -> None:
+    """Every model of one repository root: its versions' states and the READY ones.
+
+    The registry owns a load end to end: it validates the name, parses a load request's config
+    (JSON) and checks it against Triton's schema, reads the folder, asks execution for an instance
+    per version (``instances``, an :data:`~oipserve.execution.instance.InstanceFactory`), and
+    builds each version's scheduler. It never touches a model object itself.
+    """
+
+    def __init__(self, root: Path, instances: InstanceFactory) -> None:
         self.root = root
-        self._executor = executor
+        self._instances = instances
         self._ready: dict[str, dict[str, LoadedModel]] = {}
         self._latest: dict[str, LoadedModel] = {}
         """The highest READY version of each model: what a request without a version gets."""
         self._status: dict[str, dict[str, _Status]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._override_folders: dict[str, Path] = {}
+        """model name → the temporary folder its READY versions were loaded from (``file:``)."""
         self._model_errors: dict[str, str] = {}
         """model name → why its folder could not be read (bad config, no model file, ...), for
         a model with no version serving; shown in the index without a version."""
-        """model name → the temporary folder its READY versions were loaded from (``file:``)."""
+        self._expected: set[str] = set()
+        """Models announced for loading (start-up) whose load has not finished yet."""
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -125,8 +125,16 @@ class Registry:
             self._ready.pop(name, None)
             self._latest.pop(name, None)
 
+    def model_names(self) -> list[str]:
+        """The model folders of the repository, sorted."""
+        return layout.list_model_names(self.root)
+
     def get(self, name: str, version: str = "") -> LoadedModel:
-        """The READY version asked for, or the highest READY one when ``version`` is empty."""
+        """The READY version asked for, or the highest READY one when ``version`` is empty.
+
+        :class:`Unavailable` (with the state and reason) for a model or version that is loading
+        or failed to load; :class:`ModelNotFound` for one that is unknown or unloaded.
+        """
         if not version:
             latest = self._latest.get(name)
             if latest is not None:
@@ -142,9 +150,25 @@ class Registry:
                     + (f": {status.reason})" if status.reason else ")")
                 )
             raise ModelNotFound(name, version)
+        not_ready = self._not_ready(name)
+        if not_ready:
+            raise Unavailable(f"model '{name}' is not ready ({not_ready})")
         if name in self._status:
             raise ModelNotFound(name, detail="has no available versions")
         raise ModelNotFound(name)
+
+    def _not_ready(self, name: str) -> str:
+        """``LOADING`` or ``UNAVAILABLE: <why>`` for a model with no READY version that is
+        loading or failed to load; empty for one that is unknown or was unloaded."""
+        statuses = self._status.get(name, {})
+        if name in self._expected or any(s.state is ModelState.LOADING for s in statuses.values()):
+            return ModelState.LOADING.value
+        if name in self._model_errors:
+            return f"{ModelState.UNAVAILABLE.value}: {self._model_errors[name]}"
+        failed = [f"version {v}: {s.reason}" for v, s in statuses.items() if s.failed]
+        if failed:
+            return f"{ModelState.UNAVAILABLE.value}: {'; '.join(failed)}"
+        return ""
 
     def ready_versions(self, name: str) -> list[str]:
         return sorted(self._ready.get(name, {}), key=int)
@@ -155,17 +179,18 @@ class Registry:
             for version in sorted(versions, key=int):
                 yield versions[version]
 
-    def is_ready(self, name: str, version: str = "") -> bool:
-        """Readiness of a known model; :class:`ModelNotFound` for an unknown one."""
+    def readiness(self, name: str, version: str = "") -> ModelReadiness:
+        """Whether a known model (version) is READY, and why not; :class:`ModelNotFound` for an
+        unknown one."""
         try:
             self.get(name, version)
-        except Unavailable:
-            return False
-        except ModelNotFound:
+        except Unavailable as exc:
+            return ModelReadiness(name, False, exc.message)
+        except ModelNotFound as exc:
             if name in self._status and (not version or version in self._status[name]):
-                return False
+                return ModelReadiness(name, False, exc.message)
             raise
-        return True
+        return ModelReadiness(name, True)
 
     def index(self) -> list[IndexEntry]:
         """Every model folder and every version with a state (Triton's repository index)."""
@@ -206,45 +231,68 @@ class Registry:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
+    def expect(self, names: Iterable[str]) -> None:
+        """Announce models about to load (start-up): until its load ends, each answers
+        ``LOADING`` (503) rather than unknown (404)."""
+        self._expected.update(names)
+
     async def load(
         self,
         name: str,
-        override: ModelConfig | None = None,
+        config: str | None = None,
         files: Mapping[str, bytes] | None = None,
     ) -> None:
         """(Re)load every version of ``name`` its version policy selects.
 
-        ``override`` replaces the folder's config; ``files`` (relative path → content, e.g.
-        ``"1/model.joblib"``) replace the whole model folder and need ``override``.
+        ``config`` (the JSON of a ModelConfig, the repository API's ``config`` load parameter)
+        replaces the folder's config; ``files`` (relative path → content, e.g.
+        ``"1/model.joblib"``) replace the whole model folder and need ``config``. Each failure is
+        logged once, here.
         """
-        layout.validate_name(self.root, name)
-        if files and override is None:
-            raise InvalidArgument(f"model '{name}': file overrides need the 'config' parameter too")
-        async with self._lock(name):
-            temporary: Path | None = None
-            try:
-                folder = None
-                if files:
-                    temporary = Path(tempfile.mkdtemp(prefix="oipserve-override-"))
-                    folder = layout.write_model_files(temporary / name, files)
-                source = layout.read_model(self.root, name, override, folder)
-                switched, errors = await self._load(name, source)
-            except BaseException as exc:
-                if temporary is not None:
-                    shutil.rmtree(temporary, ignore_errors=True)
-                if isinstance(exc, InvalidArgument) and (self.root / name).is_dir():
-                    self._model_errors[name] = str(exc)
-                raise
-            self._model_errors.pop(name, None)
-            if switched:
-                self._drop_override_folder(name)
-                if temporary is not None and self._ready.get(name):
-                    self._override_folders[name] = temporary
-                    temporary = None
+        try:
+            layout.validate_name(self.root, name)
+            override = None
+            if config is not None:
+                override = config_module.parse_json(config, LOAD_PARAMETER_SOURCE)
+                triton.check(override, LOAD_PARAMETER_SOURCE)
+            elif files:
+                raise InvalidArgument(
+                    f"loading model '{name}' with file overrides needs the 'config' parameter too"
+                )
+            async with self._lock(name):
+                await self._load_locked(name, override, files)
+        finally:
+            self._expected.discard(name)
+
+    async def _load_locked(
+        self, name: str, override: ModelConfig | None, files: Mapping[str, bytes] | None
+    ) -> None:
+        temporary: Path | None = None
+        try:
+            folder = None
+            if files:
+                temporary = Path(tempfile.mkdtemp(prefix="oipserve-override-"))
+                folder = layout.write_model_files(temporary / name, files)
+            source = layout.read_model(self.root, name, override, folder)
+            switched, errors = await self._load(name, source)
+        except BaseException as exc:
             if temporary is not None:
                 shutil.rmtree(temporary, ignore_errors=True)
-            if errors:
-                raise ModelLoadError(f"failed to load '{name}': {'; '.join(errors)}")
+            if isinstance(exc, InvalidArgument) and (self.root / name).is_dir():
+                self._model_errors[name] = str(exc)
+            if isinstance(exc, Exception):  # the folder could not be read: logged once, here
+                logger.error("model '%s' failed to load: %s", name, exc)
+            raise
+        self._model_errors.pop(name, None)
+        if switched:
+            self._drop_override_folder(name)
+            if temporary is not None and self._ready.get(name):
+                self._override_folders[name] = temporary
+                temporary = None
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        if errors:
+            raise ModelLoadError(f"failed to load '{name}': {'; '.join(errors)}")
 
     def _drop_override_folder(self, name: str) -> None:
         folder = self._override_folders.pop(name, None)
@@ -273,13 +321,19 @@ class Registry:
             try:
                 fresh[version] = await self._load_version(source, version)
             except Exception as exc:
-                reason = (
-                    str(exc) if isinstance(exc, OIPServeError) else f"{type(exc).__name__}: {exc}"
-                )
+                known = isinstance(exc, OIPServeError)
+                reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
                 errors.append(f"version {version}: {reason}")
-                logger.error("model '%s' version %s failed to load: %s", name, version, reason)
+                # once per failure; a traceback when the model's own code raised
+                logger.error(
+                    "model '%s' version %s failed to load: %s",
+                    name,
+                    version,
+                    reason,
+                    exc_info=None if known and exc.__cause__ is None else exc,
+                )
                 if version not in old:
-                    statuses[version] = _Status(ModelState.UNAVAILABLE, reason)
+                    statuses[version] = _Status(ModelState.UNAVAILABLE, reason, failed=True)
         if errors and old:
             # keep the old versions serving; drop what did load of the new ones
             for loaded in fresh.values():
@@ -323,7 +377,7 @@ class Registry:
     async def _retire(self, loaded: LoadedModel) -> None:
         await loaded.scheduler.drain()
         try:
-            await self._executor.call(loaded.model.unload)
+            await loaded.instance.unload()
         except Exception:
             logger.exception(
                 "model '%s' version %s raised in unload()", loaded.name, loaded.version
@@ -333,31 +387,35 @@ class Registry:
         folder = source.version_folder(version)
         backend, model_file = layout.guess_backend(source, folder)
         ctx = LoadContext(source.name, version, folder, source.config, model_file)
-        model = await self._executor.call(instantiate, backend, ctx)
-        await self._executor.call(model.load, ctx)
-        config = _complete_config(source.name, backend, source.config, model.signature())
-        inputs = {spec.name: spec for spec in config.input_specs()}
-        outputs = {spec.name: spec for spec in config.output_specs()}
-        labels = {
-            out.name: _read_labels(source.path, folder, out.label_filename)
-            for out in config.output
-            if out.label_filename
-        }
+        instance = self._instances(loading.instance_spec(backend, ctx))
+        signature = await instance.load()
+        try:
+            config = _complete_config(source.name, backend, source.config, signature)
+            labels = {
+                out.name: _read_labels(source.path, folder, out.label_filename)
+                for out in config.output
+                if out.label_filename
+            }
+        except BaseException:
+            await instance.unload()
+            raise
         statistics = ModelStatistics()
-        runner = ModelRunner(source.name, model, self._executor)
         scheduler = Scheduler(
-            source.name, runner.infer, BatchPolicy.from_config(config), statistics=statistics
+            source.name,
+            instance.infer,
+            loading.batch_policy(config, instance.concurrency),
+            statistics=statistics,
         )
         return LoadedModel(
             name=source.name,
             version=version,
             backend=backend,
             config=config,
-            model=model,
+            instance=instance,
             scheduler=scheduler,
             statistics=statistics,
-            inputs=inputs,
-            outputs=outputs,
+            inputs={spec.name: spec for spec in config.input_specs()},
+            outputs={spec.name: spec for spec in config.output_specs()},
             labels=labels,
         )
 

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal, TypeAlias, get_args
+
+ControlMode: TypeAlias = Literal["explicit", "poll", "none"]
+"""``--model-control-mode``, as Triton's: ``explicit`` (the repository API loads and unloads),
+``poll`` (follow the repository folder) or ``none`` (the start-up models, no changes)."""
+CONTROL_MODES: Final[tuple[ControlMode, ...]] = get_args(ControlMode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +24,7 @@ class Settings:
     http_max_request_mb: float = 64
     grpc_max_message_mb: float = 64
     strict_readiness: bool = True
-    model_control_mode: str = "explicit"
+    model_control_mode: ControlMode = "explicit"
     """``explicit`` (repository API load / unload allowed), ``poll`` (follow the folder) or
     ``none`` (the models loaded at start-up, no changes)."""
     load_models: tuple[str, ...] = ()

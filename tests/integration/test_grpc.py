@@ -595,8 +595,9 @@ def test_not_ready_server_and_failing_model(tmp_path: Path) -> None:
         code, details = _rpc_error(
             lambda: _call(channel, "ModelInfer", pb.ModelInferRequest(model_name="broken"))
         )
-        assert code == grpc.StatusCode.NOT_FOUND, details
+        assert code == grpc.StatusCode.UNAVAILABLE, details  # fix 7: the load error
         assert "broken" in details
+        assert "cannot load" in details
 
         stream = channel.stream_stream(
             f"/{SERVICE}/ModelStreamInfer",

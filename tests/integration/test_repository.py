@@ -33,6 +33,7 @@ TIMEOUT_S = 30.0
 SERVICE = "inference.GRPCInferenceService"
 POLL_SECS = "0.2"
 WAIT_S = 20.0
+REFUSED = "explicit model load / unload is not allowed if polling is enabled"
 
 TAGGED = """\
 import time
@@ -710,16 +711,19 @@ def test_none_mode_refuses_load_and_unload(tmp_path: Path) -> None:
     with serve(tmp_path / "repo", "--model-control-mode", "none", tmp_dir=tmp_path) as running:
         assert index(running) == [{"name": "a", "version": "1", "state": "READY"}]
         for action in ("load", "unload"):
+            # Triton's status and text (core's ModelRepositoryManager::LoadUnloadModel)
             response = post(running, f"/v2/repository/models/a/{action}")
-            assert response.status_code == 400
+            assert response.status_code == 503
+            assert response.json()["error"].startswith(REFUSED)
             assert "'none'" in response.json()["error"]
             request = getattr(pb, f"RepositoryModel{action.title()}Request")(model_name="a")
             code, details = rpc_error(running, f"RepositoryModel{action.title()}", request)
-            assert code == grpc.StatusCode.INVALID_ARGUMENT
+            assert code == grpc.StatusCode.UNAVAILABLE
+            assert details.startswith(REFUSED)
             assert "'none'" in details
         client = httpclient.InferenceServerClient(running.http_url)
         try:
-            with pytest.raises(InferenceServerException, match="model control mode 'none'"):
+            with pytest.raises(InferenceServerException, match=REFUSED):
                 client.unload_model("a")
         finally:
             client.close()
@@ -731,7 +735,7 @@ def test_control_mode_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("OIPSERVE_MODEL_CONTROL_MODE", "none")
     with serve(tmp_path / "repo", tmp_dir=tmp_path) as running:
         response = post(running, "/v2/repository/models/a/unload")
-        assert response.status_code == 400
+        assert response.status_code == 503
         assert "'none'" in response.json()["error"]
 
 
@@ -745,10 +749,12 @@ def test_poll_mode_follows_the_repository_folder(tmp_path: Path) -> None:
         assert [e["name"] for e in index(running, ready=True)] == ["goes", "grows", "stays"]
         # the API's load and unload are refused, naming the mode; the index is not
         response = post(running, "/v2/repository/models/stays/unload")
-        assert response.status_code == 400
+        assert response.status_code == 503
+        assert response.json()["error"].startswith(REFUSED)
         assert "'poll'" in response.json()["error"]
         code, details = rpc_error(running, "RepositoryModelLoad", load_request("stays"))
-        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert code == grpc.StatusCode.UNAVAILABLE
+        assert details.startswith(REFUSED)
         assert "'poll'" in details
 
         # a new model folder

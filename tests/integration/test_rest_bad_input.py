@@ -247,11 +247,17 @@ def test_model_whose_infer_crashes(conn: Connection) -> None:
 
 
 def test_model_that_failed_to_load(conn: Connection, faulty_server: RunningServer) -> None:
+    # fix 7: not ready with the load error in the body; inference 503 with the load error
     status, body = conn.request("GET", "/v2/models/broken/ready")
-    assert status in (404, 503)
+    assert status == 503
+    assert body["name"] == "broken"
+    assert body["ready"] is False
+    assert "UNAVAILABLE" in body["error"]
+    assert "cannot be imported" in body["error"]
     status, body = conn.post_json("/v2/models/broken/infer", GOOD)
-    assert status == 404
+    assert status == 503
     assert "broken" in body["error"]
+    assert "cannot be imported" in body["error"]
     # strict readiness: a model failed at start-up, so the server says not ready (and why)
     status, body = conn.request("GET", "/v2/health/ready")
     assert status == 503

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oipserve.errors import InvalidArgument, ModelLoadError, ModelNotFound, Unavailable
+from oipserve.errors import InvalidArgument, ModelLoadError, Unavailable
 from oipserve.execution.executor import Executor
+from oipserve.execution.instance import Execution
 from oipserve.model import InferRequest
 from oipserve.registry import Registry
-from oipserve.repository.config import parse_json
 
 MODEL = """\
 import numpy as np
@@ -63,7 +63,7 @@ def test_reload_switches_and_a_failed_reload_keeps_the_old_version(
     tmp_path: Path, executor: Executor
 ) -> None:
     async def body() -> None:
-        registry = Registry(tmp_path, executor)
+        registry = Registry(tmp_path, Execution(executor))
         write(tmp_path, "m", 1, tag=1)
         await registry.load("m")
         assert await tag_of(registry, "m") == 1
@@ -87,14 +87,14 @@ def test_reload_switches_and_a_failed_reload_keeps_the_old_version(
 
 def test_config_the_proto_refuses_fails_the_load(tmp_path: Path, executor: Executor) -> None:
     async def body() -> None:
-        registry = Registry(tmp_path, executor)
+        registry = Registry(tmp_path, Execution(executor))
         write(tmp_path, "m", 1, tag=1)
         (tmp_path / "m" / "model.toml").write_text(
             'backend = "python"\n[[instance_group]]\nkind = "KIND_TPU"\n'
         )
         with pytest.raises(InvalidArgument, match="KIND_TPU"):
             await registry.load("m")
-        with pytest.raises(ModelNotFound):
+        with pytest.raises(Unavailable, match=r"not ready \(UNAVAILABLE: .*KIND_TPU"):
             registry.get("m")
         # the index and the start-up failures say why, without a version
         (entry,) = registry.index()
@@ -112,8 +112,8 @@ def test_config_the_proto_refuses_fails_the_load(tmp_path: Path, executor: Execu
 
 def test_file_overrides_live_as_long_as_their_versions(tmp_path: Path, executor: Executor) -> None:
     async def body() -> None:
-        registry = Registry(tmp_path, executor)
-        config = parse_json('{"backend": "python"}')
+        registry = Registry(tmp_path, Execution(executor))
+        config = '{"backend": "python"}'
         await registry.load("f", config, {"1/model.py": model_source(5).encode()})
         assert await tag_of(registry, "f") == 5
         (first,) = registry._override_folders.values()
@@ -141,7 +141,7 @@ def test_file_overrides_live_as_long_as_their_versions(tmp_path: Path, executor:
 
 def test_unload_is_harmless_when_nothing_is_loaded(tmp_path: Path, executor: Executor) -> None:
     async def body() -> None:
-        registry = Registry(tmp_path, executor)
+        registry = Registry(tmp_path, Execution(executor))
         await registry.unload("absent")
         assert registry.index() == []
         with pytest.raises(InvalidArgument, match="invalid model name"):

@@ -1,4 +1,4 @@
-"""ModelStatistics: the exact §3.3 JSON shape, and what the scheduler records into it."""
+"""ModelStatistics: the exact §3.3 JSON shape, and what the scheduler measures for it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from oipserve.model import InferRequest, InferResponse, InferResult
 from oipserve.scheduling.batcher import BatchPolicy, Scheduler
 from oipserve.scheduling.clock import FakeClock
-from oipserve.scheduling.statistics import ModelStatistics
+from oipserve.scheduling.statistics import ModelStatistics, RequestTiming
 
 PAIRS = (
     "success",
@@ -49,12 +49,16 @@ def test_empty_snapshot_has_every_key_of_the_protocol() -> None:
 def test_recorded_values_land_in_the_right_pairs() -> None:
     stats = ModelStatistics(wall_clock_ms=lambda: 1_712_345_678_901)
     stats.record_execution(64, 90_000, compute_input_ns=7, compute_output_ns=9)
-    for _ in range(2):
-        stats.record_success(elements=32, request_ns=1000, queue_ns=100, compute_infer_ns=90_000)
+    for input_ns in (2000, 1000):
+        stats.record_success(
+            elements=32,
+            request_ns=1000,
+            queue_ns=100,
+            compute_infer_ns=90_000,
+            compute_input_ns=input_ns,
+            compute_output_ns=1500,
+        )
     stats.record_failure(500)
-    stats.record_compute_input(2000)
-    stats.record_compute_input(1000)
-    stats.record_compute_output(3000)
     stats.record_cache_hit(11)
     stats.record_cache_miss(13)
     stats.record_execution(1, 10)
@@ -70,7 +74,7 @@ def test_recorded_values_land_in_the_right_pairs() -> None:
         "queue": {"count": 2, "ns": 200},
         "compute_input": {"count": 2, "ns": 3000},
         "compute_infer": {"count": 2, "ns": 180_000},
-        "compute_output": {"count": 1, "ns": 3000},
+        "compute_output": {"count": 2, "ns": 3000},
         "cache_hit": {"count": 1, "ns": 11},
         "cache_miss": {"count": 1, "ns": 13},
     }
@@ -101,7 +105,7 @@ def test_failure_alone_sets_last_inference_but_no_counts() -> None:
     assert snapshot["inference_stats"]["success"] == zero()
 
 
-def test_scheduler_records_queue_infer_and_batch_statistics() -> None:
+def test_scheduler_times_each_request_and_records_only_executions() -> None:
     async def body() -> None:
         clock = FakeClock()
         gates: list[asyncio.Event] = []
@@ -121,15 +125,17 @@ def test_scheduler_records_queue_infer_and_batch_statistics() -> None:
             statistics=stats,
             clock=clock,
         )
+        timings = [RequestTiming() for _ in range(3)]
 
-        def request(rows: int) -> InferRequest:
-            return InferRequest({"x": np.zeros((rows, 2), np.float32)})
+        def submit(rows: int) -> asyncio.Task[InferResponse]:
+            request = InferRequest({"x": np.zeros((rows, 2), np.float32)})
+            return asyncio.create_task(scheduler.submit(request, timing=timings[rows - 1]))
 
-        first = asyncio.create_task(scheduler.submit(request(1)))
+        first = submit(1)
         for _ in range(5):
             await asyncio.sleep(0)
         clock.advance(300)  # "first" computes; the next two wait in the queue
-        rest = [asyncio.create_task(scheduler.submit(request(rows))) for rows in (2, 3)]
+        rest = [submit(rows) for rows in (2, 3)]
         for _ in range(5):
             await asyncio.sleep(0)
         clock.advance(200)
@@ -139,19 +145,15 @@ def test_scheduler_records_queue_infer_and_batch_statistics() -> None:
         gates[1].set()
         await asyncio.gather(first, *rest)
 
-        snapshot = stats.snapshot("m", "1")
-        assert snapshot["last_inference"] == 99
-        assert snapshot["inference_count"] == 6  # 1 + 2 + 3 batch elements
-        assert snapshot["execution_count"] == 2
-        inference = snapshot["inference_stats"]
-        # "first" ran at once; the other two were queued at t=300 and dispatched at t=1500
-        assert inference["queue"] == {"count": 3, "ns": 2 * 1200}
+        # "first" ran at once; the other two were queued at t=300 and dispatched at t=1500, and
         # each request carries its whole batch's execute time, as Triton counts it
-        assert inference["compute_infer"] == {"count": 3, "ns": 1500 + 2 * 1000}
-        assert inference["success"] == {"count": 3, "ns": 1500 + 2 * 2200}
-        assert inference["fail"] == zero()
-        # the dataplane records decode and encode time; the scheduler does not
-        assert inference["compute_input"] == zero()
+        measured = [(t.elements, t.queue_ns, t.compute_infer_ns, t.request_ns) for t in timings]
+        assert measured == [(1, 0, 1500, 1500), (2, 1200, 1000, 2200), (3, 1200, 1000, 2200)]
+        snapshot = stats.snapshot("m", "1")
+        # requests are recorded by the caller (the dataplane), executions by the scheduler
+        assert snapshot["inference_stats"]["success"] == zero()
+        assert snapshot["inference_count"] == 0
+        assert snapshot["execution_count"] == 2
         assert [(b["batch_size"], b["compute_infer"]) for b in snapshot["batch_stats"]] == [
             (1, {"count": 1, "ns": 1500}),
             (5, {"count": 1, "ns": 1000}),

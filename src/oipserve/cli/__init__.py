@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from oipserve import __version__
-from oipserve.settings import Settings
+from oipserve.settings import CONTROL_MODES, ControlMode, Settings
 
 
 def _configure_logging(level: str) -> None:
@@ -72,7 +72,7 @@ def main() -> None:
 )
 @click.option(
     "--model-control-mode",
-    type=click.Choice(["explicit", "poll", "none"]),
+    type=click.Choice(CONTROL_MODES),
     default="explicit",
     show_default=True,
     envvar="OIPSERVE_MODEL_CONTROL_MODE",
@@ -118,7 +118,7 @@ def serve(
     http_max_request_mb: float,
     grpc_max_message_mb: float,
     strict_readiness: bool,
-    model_control_mode: str,
+    model_control_mode: ControlMode,
     load_models: tuple[str, ...],
     repository_poll_secs: float,
     model_threads: int,
@@ -152,9 +152,14 @@ def serve(
         log_level=log_level,
     )
     _configure_logging(log_level)
+    from oipserve.errors import StartupError
     from oipserve.server import run
 
-    run(settings)
+    try:
+        run(settings)
+    except StartupError as exc:
+        logging.getLogger("oipserve").error("%s", exc)
+        raise SystemExit(1) from None
 
 
 def _register_tools() -> None:

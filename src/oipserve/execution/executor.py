@@ -1,20 +1,17 @@
 """Running model code off the event loop.
 
 Synchronous ``load``/``infer``/``unload`` run on a thread pool (numpy and the frameworks release the
-GIL); coroutine functions are awaited. The scheduler only ever sees :meth:`ModelRunner.infer`, so an
-out-of-process implementation can replace this one behind the same call.
+GIL); coroutine functions are awaited. In-process model instances
+(:class:`~oipserve.execution.instance.InProcessInstance`) run their model through this pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
-
-from oipserve.errors import InternalError
-from oipserve.model import InferRequest, InferResult, Model
 
 T = TypeVar("T")
 
@@ -40,21 +37,3 @@ class Executor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class ModelRunner:
-    """Calls one model's ``infer`` and checks the N-in, N-out contract."""
-
-    def __init__(self, name: str, model: Model, executor: Executor) -> None:
-        self.name = name
-        self.model = model
-        self._executor = executor
-        self._infer = model.infer  # bound once: this is the hot path
-
-    async def infer(self, requests: list[InferRequest]) -> Sequence[InferResult]:
-        results = await self._executor.call(self._infer, requests)
-        if len(results) != len(requests):
-            raise InternalError(
-                f"model '{self.name}' returned {len(results)} results for {len(requests)} requests"
-            )
-        return results

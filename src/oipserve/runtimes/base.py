@@ -14,19 +14,15 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from oipserve.errors import InternalError, InvalidArgument
-from oipserve.model import InferRequest, InferResponse, InferResult, Model, select_outputs
-
-
-def batch_key(request: InferRequest) -> Hashable:
-    """Requests with equal keys can be concatenated along dim 0."""
-    return tuple((name, array.dtype, array.shape[1:]) for name, array in request.inputs.items())
-
-
-def batch_size(request: InferRequest) -> int:
-    """The leading dimension shared by a request's inputs (1 for rank-0 inputs)."""
-    for array in request.inputs.values():
-        return int(array.shape[0]) if array.ndim else 1
-    return 1
+from oipserve.model import (
+    InferRequest,
+    InferResponse,
+    InferResult,
+    Model,
+    batch_key,
+    batch_size,
+    select_outputs,
+)
 
 
 class BatchedModel(Model):

@@ -52,8 +52,10 @@ Deadlines, priorities and limits
   leaves the queue and never runs; once dispatched in a batch, it runs and its result is dropped.
   A request on the idle fast path runs in the caller's task, so cancelling the caller cancels
   that (single-request) ``execute`` call too.
-* A request that fails (model error, bad result, deadline, queue full, unload) counts in the
-  ``fail`` statistics; one whose caller went away while it waited counts nowhere.
+* Statistics: the scheduler records each *execution* (``execution_count`` and ``batch_stats``),
+  never a request. A request's outcome is recorded once, by its caller (the dataplane): a success
+  with the times the scheduler writes into the caller's :class:`RequestTiming`, a failure (model
+  error, bad result, deadline, queue full, unload) from the error ``submit`` raises.
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ from oipserve.errors import (
     Unavailable,
 )
 from oipserve.model import InferRequest, InferResponse, InferResult
-from oipserve.repository.config import ModelConfig
-from oipserve.runtimes import base as _runtime_base
+from oipserve.model import batch_key as default_batch_key
+from oipserve.model import batch_size as default_batch_size
 from oipserve.scheduling.clock import MONOTONIC, Clock, TimerHandle
 from oipserve.scheduling.statistics import ModelStatistics, RequestTiming
 
@@ -109,38 +111,6 @@ class BatchPolicy:
             raise ValueError("max_batch_size must be >= 0")
         if self.instance_count < 1:
             raise ValueError("instance_count must be >= 1")
-
-    @classmethod
-    def from_config(cls, config: ModelConfig) -> BatchPolicy:
-        instances = sum(group.count for group in config.instance_group) or 1
-        db = config.dynamic_batching
-        if db is None:
-            return cls(
-                max_batch_size=config.max_batch_size, dynamic=False, instance_count=instances
-            )
-        queue = db.default_queue_policy
-        timeout_ns = 0
-        allow_override = True
-        max_queue_size = 0
-        if queue is not None:
-            max_queue_size = queue.max_queue_size
-            if queue.timeout_action.upper() == "DELAY":
-                allow_override = False
-            else:
-                timeout_ns = queue.default_timeout_microseconds * 1000
-                allow_override = queue.allow_timeout_override
-        return cls(
-            max_batch_size=config.max_batch_size,
-            dynamic=config.max_batch_size > 0,
-            max_queue_delay_ns=db.max_queue_delay_microseconds * 1000,
-            preferred_batch_sizes=tuple(sorted(set(db.preferred_batch_size))),
-            max_queue_size=max_queue_size,
-            priority_levels=db.priority_levels,
-            default_priority_level=db.default_priority_level,
-            default_timeout_ns=timeout_ns,
-            allow_timeout_override=allow_override,
-            instance_count=instances,
-        )
 
 
 _QUEUED = 0
@@ -182,22 +152,14 @@ class _Entry:
 
 
 def _success(
-    statistics: ModelStatistics,
     timing: RequestTiming | None,
     elements: int,
     request_ns: int,
     queue_ns: int,
     compute_infer_ns: int,
 ) -> None:
-    """Record a successful request, or hand its times to the caller that asked to record it."""
-    if timing is None:
-        statistics.record_success(
-            elements=elements,
-            request_ns=request_ns,
-            queue_ns=queue_ns,
-            compute_infer_ns=compute_infer_ns,
-        )
-    else:
+    """Hand a successful request's times to its caller (who records the request once)."""
+    if timing is not None:
         timing.elements = elements
         timing.request_ns = request_ns
         timing.queue_ns = queue_ns
@@ -220,8 +182,8 @@ class Scheduler:
         *,
         statistics: ModelStatistics,
         clock: Clock = MONOTONIC,
-        batch_key: BatchKey = _runtime_base.batch_key,
-        batch_size: BatchSize = _runtime_base.batch_size,
+        batch_key: BatchKey = default_batch_key,
+        batch_size: BatchSize = default_batch_size,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -264,8 +226,8 @@ class Scheduler:
     ) -> InferResponse:
         """Queue ``request`` and return its response (or raise the error that ended it).
 
-        With ``timing``, a success is not recorded in the statistics: its times are written into
-        ``timing`` for the caller to record (failures are recorded here either way).
+        On success, the request's times (elements, request, queue and compute times) are written
+        into ``timing`` for the caller to record; nothing about the request is recorded here.
         """
         if self._closed or self._draining:
             raise Unavailable(f"model '{self.name}' is not accepting requests: it is unloading")
@@ -283,7 +245,6 @@ class Scheduler:
         else:
             size = 1
         if policy.max_queue_size and self._queued >= policy.max_queue_size:
-            self.statistics.record_failure(0)
             raise QueueFull(
                 f"inference request for model '{self.name}' rejected: the queue is full "
                 f"({policy.max_queue_size} requests waiting)",
@@ -332,12 +293,10 @@ class Scheduler:
         if not self._closed:
             self._closed = True
             self._cancel_wait_timer()
-            now = self._clock.now_ns()
             for queue in self._queues:
                 for entry in queue:
                     if entry.state == _QUEUED:
                         self._drop(entry)
-                        self.statistics.record_failure(now - entry.enqueue_ns)
                         _deliver_error(
                             entry,
                             Unavailable(f"model '{self.name}' was unloaded before the request ran"),
@@ -383,7 +342,6 @@ class Scheduler:
         if entry.state != _QUEUED:
             return
         self._drop(entry)
-        self.statistics.record_failure(self._clock.now_ns() - entry.enqueue_ns)
         timeout_us = (entry.deadline_ns - entry.enqueue_ns) // 1000
         _deliver_error(
             entry,
@@ -545,15 +503,13 @@ class Scheduler:
             self.statistics.record_execution(size, end - start)
             result = results[0]
             if isinstance(result, InferResponse):
-                _success(self.statistics, timing, size, end - start, 0, end - start)
+                _success(timing, size, end - start, 0, end - start)
                 return result
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.statistics.record_failure(self._clock.now_ns() - start)
             raise self._as_error(exc)  # noqa: B904 (_as_error chains a wrapped cause itself)
         else:
-            self.statistics.record_failure(end - start)
             raise self._as_error(result)
         finally:
             self._release()
@@ -587,9 +543,7 @@ class Scheduler:
             self._release()
 
     def _fail_batch(self, batch: list[_Entry], error: Exception) -> None:
-        end = self._clock.now_ns()
         for entry in batch:
-            self.statistics.record_failure(end - entry.enqueue_ns)
             _deliver_error(entry, error)
 
     def _wrong_count(self, got: int, expected: int) -> InternalError:
@@ -611,7 +565,6 @@ class Scheduler:
     def _finish(self, entry: _Entry, result: object, start: int, end: int, infer_ns: int) -> None:
         if isinstance(result, InferResponse):
             _success(
-                self.statistics,
                 entry.timing,
                 entry.size,
                 end - entry.enqueue_ns,
@@ -621,7 +574,6 @@ class Scheduler:
             if not entry.future.done():
                 entry.future.set_result(result)
             return
-        self.statistics.record_failure(end - entry.enqueue_ns)
         _deliver_error(entry, self._as_error(result))
 
 

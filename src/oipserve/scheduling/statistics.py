@@ -5,21 +5,19 @@ only, so plain integer attributes suffice (no locks).
 
 Who records what:
 
-* the scheduler, per request that succeeds: ``success`` (submit → result), ``queue`` (submit →
+* the scheduler, per execution: ``execution_count`` and ``batch_stats`` for the executed batch
+  size (in elements); it records nothing per request, but writes a successful request's times into
+  the caller's :class:`RequestTiming`: ``success`` (submit → result), ``queue`` (submit →
   dispatch), ``compute_infer`` (the whole batch's execute time, as Triton attributes it to each
-  request of the batch) and ``inference_count`` (+ the request's batch elements); per request that
-  fails (model error, queue full, deadline passed, shut down): ``fail``; per execution:
-  ``execution_count`` and ``batch_stats`` for the executed batch size (in elements);
-* the dataplane, per request: :meth:`ModelStatistics.record_compute_input` (decode time) and
-  :meth:`ModelStatistics.record_compute_output` (encode time); a response cache, once there is one:
-  :meth:`record_cache_hit` / :meth:`record_cache_miss`.
-
-A caller that submits with a :class:`RequestTiming` takes over the success record: the scheduler
-fills the timing in instead of recording, and the caller records the request once, with its decode
-and encode times, in one :meth:`ModelStatistics.record_success` call. That is what the dataplane
-does, so that — as in Triton — ``success``, ``queue``, ``compute_input``, ``compute_infer`` and
-``compute_output`` always have the same count, even in a snapshot taken while requests are in
-flight (``perf_analyzer`` aborts when they differ).
+  request of the batch) and its batch elements;
+* the dataplane, once per request, in one place (``DataPlane._record``): a success with those times
+  plus its own decode (``compute_input``) and encode (``compute_output``) times, in one
+  :meth:`ModelStatistics.record_success` call; a failure (bad input, model error, queue full,
+  deadline passed, shut down) with :meth:`ModelStatistics.record_failure`. So — as in Triton —
+  ``success``, ``queue``, ``compute_input``, ``compute_infer`` and ``compute_output`` always have
+  the same count, even in a snapshot taken while requests are in flight (``perf_analyzer`` aborts
+  when they differ). A response cache, once there is one: :meth:`record_cache_hit` /
+  :meth:`record_cache_miss`.
 
 A request whose client went away while it was queued is counted nowhere.
 """
@@ -50,15 +48,26 @@ class _BatchStats:
 
 
 class RequestTiming:
-    """What the scheduler measured of one successful request, for its caller to record."""
+    """The times of one successful request: the scheduler writes what it measured (elements,
+    request, queue and compute-infer times), its caller adds decode and encode times and records
+    the request once."""
 
-    __slots__ = ("compute_infer_ns", "elements", "queue_ns", "request_ns")
+    __slots__ = (
+        "compute_infer_ns",
+        "compute_input_ns",
+        "compute_output_ns",
+        "elements",
+        "queue_ns",
+        "request_ns",
+    )
 
     def __init__(self) -> None:
         self.elements = 0
         self.request_ns = 0
         self.queue_ns = 0
         self.compute_infer_ns = 0
+        self.compute_input_ns = 0
+        self.compute_output_ns = 0
 
 
 class ModelStatistics:
@@ -112,7 +121,7 @@ class ModelStatistics:
         self.cache_miss_count = 0
         self.cache_miss_ns = 0
 
-    # -- the scheduler ------------------------------------------------------------------------
+    # -- the dataplane (requests) and the scheduler (executions) -----------------------------
 
     def record_success(
         self,
@@ -121,25 +130,23 @@ class ModelStatistics:
         request_ns: int,
         queue_ns: int,
         compute_infer_ns: int,
-        compute_input_ns: int | None = None,
-        compute_output_ns: int | None = None,
+        compute_input_ns: int,
+        compute_output_ns: int,
     ) -> None:
-        """One request answered: ``elements`` batch elements, its times in nanoseconds (decode
-        and encode times too when the caller knows them)."""
+        """One request answered: ``elements`` batch elements and its times in nanoseconds. Every
+        request count moves together, in this one call."""
         self.last_inference = self._wall_ms()
         self.inference_count += elements
         self.success_count += 1
         self.success_ns += request_ns
         self.queue_count += 1
         self.queue_ns += queue_ns
+        self.compute_input_count += 1
+        self.compute_input_ns += compute_input_ns
         self.compute_infer_count += 1
         self.compute_infer_ns += compute_infer_ns
-        if compute_input_ns is not None:
-            self.compute_input_count += 1
-            self.compute_input_ns += compute_input_ns
-        if compute_output_ns is not None:
-            self.compute_output_count += 1
-            self.compute_output_ns += compute_output_ns
+        self.compute_output_count += 1
+        self.compute_output_ns += compute_output_ns
 
     def record_failure(self, request_ns: int) -> None:
         """One request failed after ``request_ns`` nanoseconds in the server."""
@@ -165,17 +172,7 @@ class ModelStatistics:
         stats.infer_ns += compute_infer_ns
         stats.output_ns += compute_output_ns
 
-    # -- the dataplane ------------------------------------------------------------------------
-
-    def record_compute_input(self, ns: int) -> None:
-        """Time spent turning one request's wire tensors into arrays."""
-        self.compute_input_count += 1
-        self.compute_input_ns += ns
-
-    def record_compute_output(self, ns: int) -> None:
-        """Time spent turning one response's arrays into wire tensors."""
-        self.compute_output_count += 1
-        self.compute_output_ns += ns
+    # -- a response cache (none yet) ---------------------------------------------------------
 
     def record_cache_hit(self, ns: int) -> None:
         self.cache_hit_count += 1

@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2
 from oipserve.dataplane import DataPlane
 from oipserve.errors import InternalError, InvalidArgument, OIPServeError, Unsupported
 from oipserve.protocol.messages import SERVICE_NAME, pb
+from oipserve.repository import triton
 from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
 from oipserve.transport.grpc.errors import code_of
 
@@ -73,9 +74,8 @@ class InferenceServicer:
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: Context
     ) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(
-            ready=self.dataplane.model_ready(request.name, request.version)
-        )
+        readiness = self.dataplane.model_readiness(request.name, request.version)
+        return pb.ModelReadyResponse(ready=readiness.ready)
 
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: Context
@@ -175,8 +175,8 @@ class InferenceServicer:
     async def ModelConfig(
         self, request: pb.ModelConfigRequest, context: Context
     ) -> pb.ModelConfigResponse:
-        config = self.dataplane.model_config_proto(request.name, request.version)
-        return pb.ModelConfigResponse(config=config)
+        config = self.dataplane.model_config(request.name, request.version)
+        return pb.ModelConfigResponse(config=triton.to_proto(config))
 
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Context

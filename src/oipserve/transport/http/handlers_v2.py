@@ -15,10 +15,11 @@ import binascii
 from typing import Any
 
 from oipserve.dataplane import DataPlane
+from oipserve.domain import IndexEntry
 from oipserve.errors import InvalidArgument, Unsupported
 from oipserve.protocol import codec
 from oipserve.protocol.types import InferenceRequest, InferenceResponse
-from oipserve.registry import IndexEntry
+from oipserve.repository import triton
 from oipserve.transport.http.asgi import (
     OCTET_STREAM,
     BaseResponse,
@@ -99,9 +100,10 @@ class V2API:
     async def model_ready(self, request: Request) -> BaseResponse:
         params = request.params
         name = params["model"]
-        if self.dataplane.model_ready(name, params.get("version", "")):
+        readiness = self.dataplane.model_readiness(name, params.get("version", ""))
+        if readiness.ready:
             return json_response({"name": name, "ready": True})
-        not_ready = {"name": name, "ready": False, "error": "Model version not ready"}
+        not_ready = {"name": name, "ready": False, "error": readiness.reason}
         return json_response(not_ready, 503)
 
     async def statistics(self, request: Request) -> BaseResponse:
@@ -113,7 +115,7 @@ class V2API:
     async def model_config(self, request: Request) -> BaseResponse:
         params = request.params
         config = self.dataplane.model_config(params["model"], params.get("version", ""))
-        return json_response(config)
+        return json_response(triton.to_json(config))
 
     # -- model repository extension (PROTOCOL.md §3.2) -----------------------------------------
 
