@@ -64,8 +64,6 @@ logger = logging.getLogger("oipserve.dataplane")
 RESERVED_PARAMETERS = frozenset(
     {"binary_data_output", "priority", "timeout", "headers", "triton_enable_empty_final_response"}
 )
-#: output parameters the transports and extensions interpret
-OUTPUT_EXTENSION_PARAMETERS = frozenset({"binary_data", "classification"})
 
 EXTENSIONS: tuple[str, ...] = (
     "binary_tensor_data",

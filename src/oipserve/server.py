@@ -41,13 +41,10 @@ class _UvicornServer(uvicorn.Server):
         yield
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn exits the process when it cannot bind; report that as a failed start instead
-        try:
+        # uvicorn exits the process when it cannot bind; end the task instead (Server.serve then
+        # raises StartupError)
+        with contextlib.suppress(SystemExit):
             await super().serve(sockets)
-        except SystemExit:
-            self.failed_to_start = True
-
-    failed_to_start = False
 
 
 class Server:
@@ -161,7 +158,7 @@ class Server:
         loaded = [f"{m.name} (v{m.version}, {m.backend})" for m in self.registry.loaded()]
         logger.info("models ready: %s", ", ".join(loaded) or "none")
         if not self.dataplane.ready():  # each failure was logged once, when it happened
-            logger.warning("the server is not ready: some models failed to load")
+            logger.warning("the server is not ready: a start-up model is not READY (see above)")
         logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
         logger.info("gRPC API at %s:%d", host, self.settings.grpc_port)
         logger.info("model control mode: %s", self.settings.model_control_mode)

@@ -63,8 +63,3 @@ def instantiate_user_model(ctx: LoadContext) -> Model:
         return cls()
     except Exception as exc:
         raise ModelLoadError(f"{cls.__name__}() failed: {type(exc).__name__}: {exc}") from exc
-
-
-def forget_user_model(ctx: LoadContext) -> None:
-    """Drop the imported module so a reload imports the file afresh."""
-    sys.modules.pop(_module_name(ctx), None)
