@@ -16,9 +16,9 @@ every kind.
     ├── PayloadTooLarge          RESOURCE_EXHAUSTED body / message over the configured limit
     ├── Unsupported              UNIMPLEMENTED      feature or encoding not supported
     ├── AlreadyExists            ALREADY_EXISTS     resource registered twice
-    ├── InternalError            INTERNAL           a server fault (a model raised, a worker died)
-    │   └── ModelLoadError       INTERNAL           a model could not be loaded
-    └── StartupError             INTERNAL           the server could not start (no repository,
+    └── InternalError            INTERNAL           a server fault (a model raised, a worker died)
+        ├── ModelLoadError       INTERNAL           a model could not be loaded
+        └── StartupError         INTERNAL           the server could not start (no repository,
                                                     a port taken); the CLI exits with it
 """
 
@@ -111,10 +111,8 @@ class ModelLoadError(InternalError):
     pass
 
 
-class StartupError(OIPServeError):
+class StartupError(InternalError):
     """The server could not start. The library raises it; the CLI logs it once and exits 1."""
-
-    kind = ErrorKind.INTERNAL
 
 
 __all__ = [
