@@ -335,7 +335,7 @@ def test_binary_inference_response_is_not_joined(examples_repository: Path) -> N
             return client
         finally:
             await server.registry.close()
-            server.executor.shutdown()
+            server.execution.shutdown()
 
     client = asyncio.run(scenario())
     assert client.status == 200
