@@ -16,12 +16,13 @@ from oipserve.scheduling.batcher import BatchPolicy
 
 
 def instance_spec(backend: str, ctx: LoadContext) -> InstanceSpec:
-    """The instances of one version: ``instance_group`` counts summed (at least one), and the
-    ``[parameters] execution`` entry (``thread``, the default; ``process`` is reserved)."""
+    """The instances of one version: ``instance_group`` counts summed (at least one) and kinds, and
+    the ``[parameters] execution`` entry (``thread``, the default; ``process`` is reserved)."""
     config = ctx.config
     count = sum(group.count for group in config.instance_group) or 1
     execution = execution_kind(config.parameter_strings().get("execution", ""), ctx.name)
-    return InstanceSpec(backend=backend, context=ctx, count=count, execution=execution)
+    kinds = tuple(group.kind for group in config.instance_group)
+    return InstanceSpec(backend, ctx, count=count, execution=execution, kinds=kinds)
 
 
 def batch_policy(config: ModelConfig, instance_count: int = 1) -> BatchPolicy:

@@ -75,8 +75,11 @@ def test_instance_spec_counts_groups_and_reads_the_execution_parameter() -> None
         "sklearn",
         "m",
     )
-    groups = parse_toml("[[instance_group]]\ncount = 2\n[[instance_group]]\ncount = 3\n")
-    assert instance_spec("python", context(groups)).count == 5
+    groups = parse_toml(
+        '[[instance_group]]\ncount = 2\n[[instance_group]]\ncount = 3\nkind = "KIND_GPU"\n'
+    )
+    both = instance_spec("python", context(groups))
+    assert (both.count, both.kinds) == (5, ("KIND_CPU", "KIND_GPU"))
     process = parse_toml('[parameters]\nexecution = "process"\n')
     assert instance_spec("python", context(process)).execution == "process"
     with pytest.raises(ModelLoadError, match="execution = 'fork'"):

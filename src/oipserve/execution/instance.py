@@ -48,6 +48,9 @@ class InstanceSpec:
     count: int = 1
     """How many instances (``instance_group`` counts summed; at least 1)."""
     execution: ExecutionKind = "thread"
+    kinds: tuple[str, ...] = ()
+    """The ``instance_group`` kinds (``KIND_CPU``, ``KIND_GPU``, ...), one per group; the
+    in-process implementation runs every kind on the CPU, as the server has no GPU support."""
 
     @property
     def name(self) -> str:
