@@ -29,6 +29,7 @@ from oipserve.repository.poll import RepositoryPoller
 from oipserve.settings import Settings
 from oipserve.transport.grpc.server import start_grpc_server
 from oipserve.transport.http.app import HTTPApp
+from oipserve.transport.http.routing import Mount
 
 logger = logging.getLogger("oipserve")
 
@@ -47,6 +48,14 @@ class _UvicornServer(uvicorn.Server):
             await super().serve(sockets)
 
 
+def _extra_mounts(settings: Settings) -> list[Mount]:
+    if not settings.allow_console:
+        return []
+    from oipserve.console import console_mount
+
+    return [console_mount(settings.model_control_mode)]
+
+
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -58,7 +67,9 @@ class Server:
             model_control_mode=settings.model_control_mode,
             strict_readiness=settings.strict_readiness,
         )
-        self.http_app = HTTPApp(self.dataplane, settings.http_max_request_bytes)
+        self.http_app = HTTPApp(
+            self.dataplane, settings.http_max_request_bytes, _extra_mounts(settings)
+        )
         self._stop = asyncio.Event()
         self._http: _UvicornServer | None = None
         self.poller: RepositoryPoller | None = None

@@ -35,6 +35,8 @@ class Settings:
     log_level: str = "info"
     server_name: str = "oipserve"
     model_threads: int = 4
+    allow_console: bool = True
+    """Serve the web console at ``/`` on the HTTP port."""
 
     @property
     def http_max_request_bytes(self) -> int:

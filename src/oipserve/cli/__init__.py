@@ -71,6 +71,14 @@ def main() -> None:
     help="Report the server not ready while a model that failed at start-up is not ready.",
 )
 @click.option(
+    "--allow-console",
+    type=bool,
+    default=True,
+    show_default=True,
+    envvar="OIPSERVE_ALLOW_CONSOLE",
+    help="Serve the web console at / on the HTTP port.",
+)
+@click.option(
     "--model-control-mode",
     type=click.Choice(CONTROL_MODES),
     default="explicit",
@@ -118,6 +126,7 @@ def serve(
     http_max_request_mb: float,
     grpc_max_message_mb: float,
     strict_readiness: bool,
+    allow_console: bool,
     model_control_mode: ControlMode,
     load_models: tuple[str, ...],
     repository_poll_secs: float,
@@ -145,6 +154,7 @@ def serve(
         http_max_request_mb=http_max_request_mb,
         grpc_max_message_mb=grpc_max_message_mb,
         strict_readiness=strict_readiness,
+        allow_console=allow_console,
         model_control_mode=model_control_mode,
         load_models=load_models,
         repository_poll_secs=repository_poll_secs,

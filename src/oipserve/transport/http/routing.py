@@ -230,8 +230,8 @@ class Router:
         """The route for ``method`` on ``raw_path``; NotFound or MethodNotAllowed otherwise."""
         parts = raw_path.decode("latin-1").split("/")
         del parts[0]  # before the leading "/"
-        if len(parts) > 1 and parts[-1] == "":
-            parts.pop()  # a trailing "/"
+        if parts and parts[-1] == "":
+            parts.pop()  # a trailing "/" (and "/" itself: no segments, the root's routes)
         for index, part in enumerate(parts):
             if "%" in part:
                 parts[index] = unquote(part)
