@@ -10,8 +10,11 @@
    the engine must reach 20,000 requests/s at the highest concurrency, one core driving it.
 2. **Against perf_analyzer, on a real oipserve** (``iris``; the floor cannot answer
    perf_analyzer's metadata and configuration requests), when ``.perf-analyzer/venv/bin/
-   perf_analyzer`` or ``$PERF_ANALYZER`` exists: the same concurrency, the same pinning, throughput
-   within 10% again.
+   perf_analyzer`` (or ``$PERF_ANALYZER_DIR``'s) exists: the same concurrency, the same pinning,
+   throughput within 10% again.
+
+Beside the rates, the engine's own CPU time per request (``time.process_time`` over the run) says
+how many requests per second one core could drive if the server were not the limit.
 
 Prints a markdown table and exits 1 if a check fails. The figures are only as steady as the
 machine: on a machine shared with other work, run it when it is quiet.
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +58,7 @@ class Row:
     other: list[float]
     bench_p50_ms: float
     bench_p99_ms: float
+    cpu_us: float
 
     @property
     def ratio(self) -> float:
@@ -69,11 +74,15 @@ def _request(port: int) -> bytes:
     return http_request(f"127.0.0.1:{port}", "/v2/models/iris/infer", headers, body)
 
 
-def _engine(port: int, concurrency: int, duration: float) -> LevelResult:
+def _engine(port: int, concurrency: int, duration: float) -> tuple[LevelResult, float]:
+    """One run of the engine, and its CPU time per counted request in µs."""
     with event_loop_runner() as runner:
-        return runner.run(
+        started = time.process_time()
+        result = runner.run(
             run_http_level("127.0.0.1", port, _request(port), concurrency, duration, 1.0)
         )
+        cpu = time.process_time() - started
+    return result, cpu / max(result.requests, 1) * 1e6
 
 
 def _floor_spec(body_file: Path) -> ServerSpec:
@@ -103,36 +112,52 @@ def against_wrk(levels: list[int], duration: float, runs: int, work: Path) -> li
             bench: list[float] = []
             wrk: list[float] = []
             latencies: list[LevelResult] = []
+            cpu: list[float] = []
             for _ in range(runs):  # taking turns, so a busy moment hurts both alike
-                result = _engine(floor.http_port, concurrency, duration)
+                result, cpu_us = _engine(floor.http_port, concurrency, duration)
                 bench.append(result.throughput)
                 latencies.append(result)
+                cpu.append(cpu_us)
                 wrk.append(
                     run_wrk(
                         url, wrk_body, concurrency, int(duration), core=LOAD_CORE
                     ).requests_per_s
                 )
             middle = sorted(latencies, key=lambda r: r.throughput)[len(latencies) // 2]
-            rows.append(Row("floor", concurrency, bench, "wrk", wrk, middle.p50_ms, middle.p99_ms))
+            rows.append(
+                Row(
+                    "floor",
+                    concurrency,
+                    bench,
+                    "wrk",
+                    wrk,
+                    middle.p50_ms,
+                    middle.p99_ms,
+                    statistics.median(cpu),
+                )
+            )
     return rows
 
 
-def _perf_analyzer() -> Path | None:
-    for candidate in (
-        os.environ.get("PERF_ANALYZER"),
-        str(ROOT / ".perf-analyzer" / "venv" / "bin" / "perf_analyzer"),
-        shutil.which("perf_analyzer"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+def _perf_analyzer() -> list[str] | None:
+    """The command that runs perf_analyzer: ``../shared/tools/perf-analyzer.sh`` over an install
+    in ``$PERF_ANALYZER_DIR`` or ``.perf-analyzer`` (it sets the libraries' path), else
+    ``perf_analyzer`` on the PATH; None when neither is installed (nothing is installed here)."""
+    tool = ROOT.parent / "shared" / "tools" / "perf-analyzer.sh"
+    install = Path(os.environ.get("PERF_ANALYZER_DIR") or ROOT / ".perf-analyzer")
+    if tool.is_file() and (install / "venv" / "bin" / "perf_analyzer").is_file():
+        return ["bash", str(tool), "--dir", str(install)]
+    found = shutil.which("perf_analyzer")
+    return [found] if found else None
 
 
-def _perf_analyzer_throughput(tool: Path, url: str, concurrency: int, duration: float) -> float:
+def _perf_analyzer_throughput(
+    tool: list[str], url: str, concurrency: int, duration: float
+) -> float:
     out = subprocess.run(
         [
             *taskset(LOAD_CORE),
-            str(tool),
+            *tool,
             "-m",
             "iris",
             "-u",
@@ -157,7 +182,9 @@ def _perf_analyzer_throughput(tool: Path, url: str, concurrency: int, duration: 
     return float(match.group(1))
 
 
-def against_perf_analyzer(tool: Path, levels: list[int], duration: float, runs: int) -> list[Row]:
+def against_perf_analyzer(
+    tool: list[str], levels: list[int], duration: float, runs: int
+) -> list[Row]:
     rows: list[Row] = []
     with oipserve(EXAMPLES, core=SERVER_CORE) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -165,10 +192,12 @@ def against_perf_analyzer(tool: Path, levels: list[int], duration: float, runs: 
             bench: list[float] = []
             other: list[float] = []
             latencies: list[LevelResult] = []
+            cpu: list[float] = []
             for _ in range(runs):
-                result = _engine(port, concurrency, duration)
+                result, cpu_us = _engine(port, concurrency, duration)
                 bench.append(result.throughput)
                 latencies.append(result)
+                cpu.append(cpu_us)
                 other.append(_perf_analyzer_throughput(tool, url, concurrency, duration))
             middle = sorted(latencies, key=lambda r: r.throughput)[len(latencies) // 2]
             rows.append(
@@ -180,6 +209,7 @@ def against_perf_analyzer(tool: Path, levels: list[int], duration: float, runs: 
                     other,
                     middle.p50_ms,
                     middle.p99_ms,
+                    statistics.median(cpu),
                 )
             )
     return rows
@@ -188,8 +218,8 @@ def against_perf_analyzer(tool: Path, levels: list[int], duration: float, runs: 
 def report(rows: list[Row]) -> tuple[str, bool]:
     lines = [
         "| server | concurrency | oipserve bench req/s | other tool | its req/s | ratio | "
-        "bench p50 ms | bench p99 ms |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        "bench p50 ms | bench p99 ms | bench CPU µs / request |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     passed = True
     for row in rows:
@@ -198,7 +228,8 @@ def report(rows: list[Row]) -> tuple[str, bool]:
         lines.append(
             f"| {row.target} | {row.concurrency} | {statistics.median(row.bench):,.0f} | "
             f"{row.other_tool} | {statistics.median(row.other):,.0f} | {row.ratio:.3f}"
-            f"{'' if ok else ' ✗'} | {row.bench_p50_ms:.3f} | {row.bench_p99_ms:.3f} |"
+            f"{'' if ok else ' ✗'} | {row.bench_p50_ms:.3f} | {row.bench_p99_ms:.3f} | "
+            f"{row.cpu_us:.1f} |"
         )
     floor = [r for r in rows if r.target == "floor"]
     if floor:

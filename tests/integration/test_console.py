@@ -9,11 +9,13 @@ test's temporary folder.
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -170,3 +172,72 @@ def test_console_is_served_from_the_package_and_can_be_turned_off(
     with serve(examples_repository, "--allow-console=false", tmp_dir=tmp_path) as off:
         assert httpx.get(off.base_url + "/").status_code == 404
         assert httpx.get(off.base_url + "/v2/health/ready").status_code == 200
+
+
+class _KeyProxy(http.server.BaseHTTPRequestHandler):
+    """Stands in for the security issue's API keys: /v2 answers 401 without the key; everything
+    is forwarded to the real server. Records the Authorization header of each /v2 request."""
+
+    upstream = ""
+    key = "sekret-key"
+    seen: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.startswith("/v2"):
+            given = self.headers.get("authorization", "")
+            self.seen.append(given)
+            if given != f"Bearer {self.key}":
+                self._answer(401, b'{"error": "this server needs an API key"}', "application/json")
+                return
+        reply = httpx.request(self.command, self.upstream + self.path, content=body)
+        self._answer(reply.status_code, reply.content, reply.headers.get("content-type", ""))
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_console_asks_for_the_key_and_keeps_it_in_memory(
+    console_server: RunningServer, browser: Any
+) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _KeyProxy.upstream = console_server.base_url
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeyProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=[StaleElementReferenceException])
+        browser.get(f"http://127.0.0.1:{proxy.server_port}/")
+        wait.until(ec.visibility_of_element_located((By.ID, "key-input")))
+        assert "needs an API key" in browser.find_element(By.ID, "banner").text
+        browser.find_element(By.ID, "key-input").send_keys(_KeyProxy.key)
+        browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#models tr[data-model=iris]")))
+        assert not browser.find_element(By.ID, "key-form").is_displayed()
+        assert f"Bearer {_KeyProxy.key}" in _KeyProxy.seen
+        assert _KeyProxy.key not in browser.current_url
+        stored = browser.execute_script(
+            "return JSON.stringify([document.cookie, {...localStorage}, {...sessionStorage}])"
+        )
+        assert _KeyProxy.key not in stored
+        refused = [
+            m for m in _severe(browser) if " 401 " not in m and "401 (Unauthorized)" not in m
+        ]
+        assert refused == []
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
