@@ -389,10 +389,10 @@ def _check_inputs(loaded: LoadedModel, inputs: list[InputTensor]) -> dict[str, n
 
 
 def _check_tensor(loaded: LoadedModel, spec: TensorSpec, tensor: InputTensor) -> None:
-    if tensor.datatype != spec.datatype:
+    if tensor.datatype != spec.datatype and tensor.datatype not in spec.accepts:
         raise InvalidArgument(
             f"input '{tensor.name}' has datatype {tensor.datatype}, but model "
-            f"'{loaded.name}' expects {spec.datatype}"
+            f"'{loaded.name}' expects {spec.expected()}"
         )
     shape = tensor.shape
     expected = spec.shape

@@ -414,7 +414,7 @@ class Registry:
             instance=instance,
             scheduler=scheduler,
             statistics=statistics,
-            inputs={spec.name: spec for spec in config.input_specs()},
+            inputs={spec.name: spec for spec in _serving_inputs(source.config, config, signature)},
             outputs={spec.name: spec for spec in config.output_specs()},
             labels=labels,
         )
@@ -439,6 +439,17 @@ def _complete_config(
         if not config.platform and signature.platform:
             updates["platform"] = signature.platform
     return msgspec.structs.replace(config, **updates).with_normalized_types()
+
+
+def _serving_inputs(
+    declared: ModelConfig, completed: ModelConfig, signature: Signature | None
+) -> tuple[TensorSpec, ...]:
+    """The inputs requests are checked against: the runtime's own specs when the config declares
+    none (they also say which datatypes it converts, ``TensorSpec.accepts``), else the config's,
+    which are strict."""
+    if signature is not None and signature.inputs and not declared.input:
+        return signature.inputs
+    return completed.input_specs()
 
 
 def _read_labels(model_folder: Path, version_folder: Path, filename: str) -> list[str]:

@@ -64,6 +64,9 @@ def batching_server(
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("batching-repo")
     shutil.copytree(EXAMPLES / "iris", root / "iris")
+    # the example serves predict alone; here both outputs, to batch requests that differ in them
+    with (root / "iris" / "model.toml").open("a") as config:
+        config.write('\n[[output]]\nname = "predict_proba"\ndata_type = "TYPE_FP64"\ndims = [3]\n')
     _slow_model(root, "slow", queue=1000)
     _slow_model(root, "tiny_queue", queue=2)
     with serve(root, tmp_dir=tmp_path_factory.mktemp("batching-log")) as running:
@@ -233,9 +236,10 @@ def test_iris_batched_results_equal_unbatched(batching_server: RunningServer) ->
         if i % 2:
             assert [o["name"] for o in outputs] == ["predict_proba"]
             np.testing.assert_allclose(outputs[0]["data"], proba[i])
-        else:
-            assert [o["name"] for o in outputs] == ["predict"]
+        else:  # no outputs named: every output of the metadata
+            assert [o["name"] for o in outputs] == ["predict", "predict_proba"]
             assert outputs[0]["data"] == [labels[i]]
+            np.testing.assert_allclose(outputs[1]["data"], proba[i])
 
 
 def test_client_that_disconnects_while_queued_is_dropped(batching_server: RunningServer) -> None:

@@ -608,29 +608,6 @@ def test_classification_without_labels_unbatched(triton: httpclient.InferenceSer
     }
 
 
-def test_classification_of_iris_probabilities(client: httpx.Client) -> None:
-    body = {
-        "inputs": [
-            {
-                "name": "input-0",
-                "shape": [2, 4],
-                "datatype": "FP32",
-                "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
-            }
-        ],
-        "outputs": [
-            {"name": "predict_proba", "parameters": {"classification": 1}},
-            {"name": "predict"},
-        ],
-    }
-    response = client.post("/v2/models/iris/infer", json=body)
-    assert response.status_code == 200, response.text
-    proba, predict = response.json()["outputs"]
-    assert proba["datatype"] == "BYTES"
-    assert proba["shape"] == [2, 1]
-    assert [int(v.split(":")[1]) for v in proba["data"]] == predict["data"] == [0, 2]
-
-
 def test_classification_zero_returns_the_output(client: httpx.Client) -> None:
     body = {
         "inputs": [{"name": "INPUT0", "shape": [2], "datatype": "FP32", "data": [1.0, 2.0]}],

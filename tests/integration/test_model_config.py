@@ -110,7 +110,6 @@ def test_rest_config_of_iris_has_tritons_shape(server: RunningServer) -> None:
     ]
     assert [(o["name"], o["data_type"], o["dims"]) for o in config["output"]] == [
         ("predict", "TYPE_INT64", []),
-        ("predict_proba", "TYPE_FP64", [3]),
     ]
     assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 200
     assert "sequence_batching" not in config

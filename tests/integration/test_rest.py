@@ -84,7 +84,7 @@ def test_model_metadata(client: httpx.Client, triton: httpclient.InferenceServer
     assert versioned["versions"] == ["1"]
     iris = triton.get_model_metadata("iris")
     assert iris["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 4]}]
-    assert [o["name"] for o in iris["outputs"]] == ["predict", "predict_proba"]
+    assert [o["name"] for o in iris["outputs"]] == ["predict"]  # its model.toml lists one
 
 
 def test_model_ready_endpoints(client: httpx.Client) -> None:
@@ -149,20 +149,34 @@ def test_infer_without_content_type(server: RunningServer) -> None:
     connection.close()
 
 
-def test_iris_predict_and_proba(client: httpx.Client) -> None:
+def test_iris_predict_and_its_only_output(client: httpx.Client) -> None:
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
-    request = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": rows}]}
+    request: dict[str, Any] = {
+        "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": rows}]
+    }
     body = client.post("/v2/models/iris/infer", json=request).json()
     assert [o["name"] for o in body["outputs"]] == ["predict"]
     assert body["outputs"][0]["data"] == [0, 2]
     assert body["outputs"][0]["datatype"] == "INT64"
-    request["outputs"] = [{"name": "predict_proba"}, {"name": "predict"}]
-    body = client.post("/v2/models/iris/infer", json=request).json()
-    assert [o["name"] for o in body["outputs"]] == ["predict_proba", "predict"]
-    proba = np.array(body["outputs"][0]["data"]).reshape(body["outputs"][0]["shape"])
-    assert proba.shape == (2, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert list(proba.argmax(axis=1)) == [0, 2]
+    # its model.toml lists predict alone, which narrows what it serves
+    request["outputs"] = [{"name": "predict_proba"}]
+    response = client.post("/v2/models/iris/infer", json=request)
+    assert response.status_code == 400
+    assert "predict_proba" in response.json()["error"]
+
+
+def test_outputs_come_back_in_the_order_asked(client: httpx.Client) -> None:
+    a = list(range(16))
+    request = {
+        "inputs": [
+            {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": a},
+            {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "data": a},
+        ],
+        "outputs": [{"name": "OUTPUT1"}, {"name": "OUTPUT0"}],
+    }
+    body = client.post("/v2/models/simple/infer", json=request).json()
+    assert [o["name"] for o in body["outputs"]] == ["OUTPUT1", "OUTPUT0"]
+    assert body["outputs"][1]["data"] == [2 * v for v in a]
 
 
 def test_parameters_accepted(client: httpx.Client) -> None:

@@ -23,7 +23,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from oipserve.errors import InvalidArgument, ModelLoadError
-from oipserve.model import LoadContext
+from oipserve.model import InferRequest, InferResponse, LoadContext
 from oipserve.repository.config import ModelConfig, parse_toml
 from oipserve.runtimes import BUILTIN, import_framework
 from tests.serving import RunningServer, serve
@@ -296,8 +296,10 @@ def test_sklearn_predictions(runtimes: Runtimes, triton: httpclient.InferenceSer
     out = infer(triton, "sk-classifier", {"input-0": features}, ("predict", "predict_proba"))
     np.testing.assert_array_equal(out["predict"], classifier.predict(features))
     np.testing.assert_allclose(out["predict_proba"], classifier.predict_proba(features))
+    # a request naming no output gets every output of the metadata (zero-config: both)
     single = infer(triton, "sk-classifier", {"input-0": features[:1]})
-    assert list(single) == ["predict"]
+    assert list(single) == ["predict", "predict_proba"]
+    np.testing.assert_allclose(single["predict_proba"], classifier.predict_proba(features[:1]))
     regressor = runtimes.models["sk-regressor"]
     out = infer(triton, "sk-regressor", {"input-0": features})
     np.testing.assert_allclose(out["predict"], regressor.predict(features))
@@ -330,9 +332,9 @@ def test_xgboost_classifier_predictions(
         assert out["predict"].dtype == np.int64
         np.testing.assert_array_equal(out["predict"], model.predict(x))
         np.testing.assert_allclose(out["predict_proba"], model.predict_proba(x), rtol=1e-6)
-        # one row, and the default output alone
+        # one row, naming no output: every output of the metadata
         single = infer(triton, name, {"input-0": x[:1]})
-        assert list(single) == ["predict"]
+        assert list(single) == ["predict", "predict_proba"]
         np.testing.assert_array_equal(single["predict"], model.predict(x[:1]))
 
 
@@ -702,6 +704,24 @@ def test_onnx_batched_config_drops_the_leading_dim(runtimes: Runtimes) -> None:
         OnnxModel().load(
             _context(runtimes.models["onnx-linear"], '[parameters]\nexecution_providers = "gpu"\n')
         )
+
+
+def test_onnx_config_listing_fewer_outputs_narrows_the_default(runtimes: Runtimes) -> None:
+    """A request naming no output gets the metadata's outputs: the config's list, if it has one."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from oipserve.runtimes.onnx import OnnxModel
+
+    every = OnnxModel()
+    every.load(_context(runtimes.models["onnx-linear"], ""))
+    assert every.default_outputs == ("scores", "label")
+    narrowed = OnnxModel()
+    config = '[[output]]\nname = "label"\ndata_type = "TYPE_INT64"\ndims = [-1]\n'
+    narrowed.load(_context(runtimes.models["onnx-linear"], config))
+    assert narrowed.default_outputs == ("label",)
+    (result,) = narrowed.infer([InferRequest({"X": np.ones((2, FEATURES), np.float32)})])
+    assert isinstance(result, InferResponse)
+    assert list(result.outputs) == ["label"]
 
 
 def test_torch_device_parameter(runtimes: Runtimes) -> None:

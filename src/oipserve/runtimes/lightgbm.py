@@ -2,12 +2,16 @@
 
 Input ``input-0`` (or the config's one input): FP64, as many columns as the booster has features
 (LightGBM compares against double thresholds; FP32 works too when the config declares it).
+Without ``input`` in the config the model takes any numeric datatype (BOOL, INT*, UINT*,
+FP16/32/64) and converts it to float64, as ``Booster.predict`` does (an integer above 2**53 in
+magnitude, which float64 cannot hold exactly, is refused); a declared datatype is strict.
+A request that names no output gets every output below, unless the config lists fewer.
 The objective in the file's header tells a classifier from a regressor:
 
 - ``binary``, ``multiclass``, ``multiclassova``: ``predict`` the class index as INT64 (what
   ``LGBMClassifier.predict`` returns for labels ``0 … k-1``; a booster does not keep the original
   labels), and ``predict_proba`` the class probabilities, FP64, ``[batch, classes]`` (``[1 - p, p]``
-  for binary), produced only when asked for by name.
+  for binary).
 - every other objective: ``predict``, what ``Booster.predict`` returns, FP64.
 
 Parameters: ``num_threads``, the threads per prediction (LightGBM's default: all cores).
@@ -22,7 +26,12 @@ import numpy as np
 from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel, feature_matrix, first_line
+from oipserve.runtimes.base import (
+    BatchedModel,
+    default_output_names,
+    feature_matrix,
+    first_line,
+)
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -30,8 +39,6 @@ CLASSIFIER_OBJECTIVES = frozenset({"binary", "multiclass", "multiclassova"})
 
 
 class LightGBMModel(BatchedModel):
-    default_outputs = (PREDICT,)
-
     def __init__(self) -> None:
         self._booster: Any = None
         self._input_name = "input-0"
@@ -78,7 +85,10 @@ class LightGBMModel(BatchedModel):
         declared = ctx.config.input_specs()
         if declared:
             self._input_name = declared[0].name
+        else:
+            self.converts = {self._input_name: np.dtype(np.float64)}
         self._signature = self._describe(ctx.config.max_batch_size)
+        self.default_outputs = default_output_names(ctx, self._signature)
 
     def _describe(self, max_batch_size: int) -> Signature:
         lead = () if max_batch_size > 0 else (-1,)
@@ -90,7 +100,8 @@ class LightGBMModel(BatchedModel):
         else:
             shape = lead if self._classes <= 1 else (*lead, self._classes)
             outputs.append(TensorSpec(PREDICT, "FP64", shape))
-        inputs = (TensorSpec(self._input_name, "FP64", (*lead, self._features)),)
+        spec = TensorSpec(self._input_name, "FP64", (*lead, self._features))
+        inputs = (spec.converting() if self.converts else spec,)
         return Signature(inputs=inputs, outputs=tuple(outputs), platform="lightgbm")
 
     def signature(self) -> Signature | None:

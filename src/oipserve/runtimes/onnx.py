@@ -113,7 +113,9 @@ class OnnxModel(BatchedModel):
             port = _output_port(arg.name, arg.type, arg.shape)
             if port is not None:
                 self._outputs[arg.name] = port
-        self.default_outputs = tuple(self._outputs)
+        # a request naming no output gets every output of the metadata: the config's list, if any
+        declared = tuple(spec.name for spec in ctx.config.output_specs())
+        self.default_outputs = declared or tuple(self._outputs)
         self._signature = self._describe(ctx.config.max_batch_size > 0)
 
     def _describe(self, batched: bool) -> Signature:

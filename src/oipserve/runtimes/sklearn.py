@@ -1,7 +1,10 @@
 """scikit-learn runtime: ``model.joblib`` or ``model.pkl``.
 
-Default input ``input-0`` (FP64 unless the config says otherwise, ``n_features_in_`` columns);
-output ``predict``, and ``predict_proba`` for classifiers when requested by name.
+Default input ``input-0``, FP64 with ``n_features_in_`` columns. Without ``input`` in the config
+the model takes any numeric datatype (BOOL, INT*, UINT*, FP16/32/64) and converts it to float64,
+as scikit-learn's ``check_array`` does; a datatype the config declares is strict. Outputs:
+``predict``, and ``predict_proba`` for estimators that have it; a request that names no output
+gets every output of the model's metadata (both, unless the config lists fewer).
 """
 
 from __future__ import annotations
@@ -15,15 +18,13 @@ from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.protocol.datatypes import datatype_of
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel, feature_matrix
+from oipserve.runtimes.base import BatchedModel, default_output_names, feature_matrix
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 
 
 class SKLearnModel(BatchedModel):
-    default_outputs = (PREDICT,)
-
     def __init__(self) -> None:
         self._model: Any = None
         self._input_name = "input-0"
@@ -42,10 +43,13 @@ class SKLearnModel(BatchedModel):
         declared = ctx.config.input_specs()
         if declared:
             self._input_name = declared[0].name
+        else:
+            self.converts = {self._input_name: np.dtype(np.float64)}
         features = getattr(self._model, "n_features_in_", None)
         self._features = int(features) if features is not None else None
         # without a batch dimension in the config, shapes carry the rows dimension themselves
         self._signature = self._describe(rows=() if ctx.config.max_batch_size > 0 else (-1,))
+        self.default_outputs = default_output_names(ctx, self._signature)
 
     def _describe(self, rows: tuple[int, ...]) -> Signature:
         outputs = [TensorSpec(PREDICT, self._predict_datatype(), rows)]
@@ -53,7 +57,8 @@ class SKLearnModel(BatchedModel):
             classes = getattr(self._model, "classes_", None)
             width = len(classes) if classes is not None else -1
             outputs.append(TensorSpec(PREDICT_PROBA, "FP64", (*rows, width)))
-        inputs = (TensorSpec(self._input_name, "FP64", (*rows, self._features or -1)),)
+        spec = TensorSpec(self._input_name, "FP64", (*rows, self._features or -1))
+        inputs = (spec.converting() if self.converts else spec,)
         return Signature(inputs=inputs, outputs=tuple(outputs), platform="sklearn")
 
     def _predict_datatype(self) -> str:

@@ -6,11 +6,14 @@ Pickled scikit-learn-API models (``model.pkl``/``model.joblib``) serve with the 
 runtime instead.
 
 Input ``input-0`` (or the config's one input): FP32, as many columns as the booster has features
-(XGBoost computes in float32). Outputs:
+(XGBoost computes in float32). Without ``input`` in the config the model takes any numeric datatype
+(BOOL, INT*, UINT*, FP16/32/64) and converts it to float32 as XGBoost does (an integer above 2**24
+in magnitude, which float32 cannot hold exactly, is refused); a declared datatype is strict.
+Outputs (a request that names none gets all of them, unless the config lists fewer):
 
 - classifiers (objective ``binary:*`` or ``multi:*``): ``predict`` the class index as INT64 (what
   ``XGBClassifier.predict`` returns), and ``predict_proba`` the class probabilities, FP32,
-  ``[batch, classes]`` (``[1 - p, p]`` for binary), produced only when asked for by name.
+  ``[batch, classes]`` (``[1 - p, p]`` for binary).
   ``binary:hinge`` has no probabilities, so no ``predict_proba``.
 - every other objective (``reg:*``, ``count:*``, ``survival:*``, ``rank:*``): ``predict``, what
   ``Booster.predict`` returns, FP32 (``[batch, targets]`` for multi-target models).
@@ -28,15 +31,18 @@ import numpy as np
 from oipserve.errors import InvalidArgument, ModelLoadError
 from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.runtimes import import_framework
-from oipserve.runtimes.base import BatchedModel, feature_matrix, first_line
+from oipserve.runtimes.base import (
+    BatchedModel,
+    default_output_names,
+    feature_matrix,
+    first_line,
+)
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 
 
 class XGBoostModel(BatchedModel):
-    default_outputs = (PREDICT,)
-
     def __init__(self) -> None:
         self._booster: Any = None
         self._input_name = "input-0"
@@ -89,7 +95,10 @@ class XGBoostModel(BatchedModel):
         declared = ctx.config.input_specs()
         if declared:
             self._input_name = declared[0].name
+        else:
+            self.converts = {self._input_name: np.dtype(np.float32)}
         self._signature = self._describe(ctx.config.max_batch_size)
+        self.default_outputs = default_output_names(ctx, self._signature)
 
     def _describe(self, max_batch_size: int) -> Signature:
         lead = () if max_batch_size > 0 else (-1,)
@@ -101,7 +110,8 @@ class XGBoostModel(BatchedModel):
         else:
             shape = lead if self._targets <= 1 else (*lead, self._targets)
             outputs.append(TensorSpec(PREDICT, "FP32", shape))
-        inputs = (TensorSpec(self._input_name, "FP32", (*lead, self._features)),)
+        spec = TensorSpec(self._input_name, "FP32", (*lead, self._features))
+        inputs = (spec.converting() if self.converts else spec,)
         return Signature(inputs=inputs, outputs=tuple(outputs), platform="xgboost")
 
     def _class_count(self) -> int:
