@@ -55,10 +55,11 @@ def test_infer_literal_table_and_example(server: RunningServer) -> None:
     outputs = {o["name"]: o["data"] for o in json.loads(result.output)["outputs"]}
     assert outputs == {"OUTPUT0": [2] * 16, "OUTPUT1": [0] * 16}
     result = _run(
-        "infer", "iris", "--grpc", "--url", server.grpc_url, "--example", "-r", "predict_proba"
+        "infer", "simple", "--grpc", "--url", server.grpc_url, "--example", "-r", "OUTPUT1"
     )
     assert result.exit_code == 0, result.output
-    assert "predict_proba" in result.output
+    assert "OUTPUT1" in result.output
+    assert "OUTPUT0" not in result.output
 
 
 def test_infer_bad_input(server: RunningServer, tmp_path: Path) -> None:
