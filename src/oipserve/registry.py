@@ -278,7 +278,7 @@ class Registry:
         except BaseException as exc:
             if temporary is not None:
                 shutil.rmtree(temporary, ignore_errors=True)
-            if isinstance(exc, InvalidArgument) and (self.root / name).is_dir():
+            if isinstance(exc, InvalidArgument) and layout.validate_name(self.root, name).is_dir():
                 self._model_errors[name] = str(exc)
             if isinstance(exc, Exception):  # the folder could not be read: logged once, here
                 logger.error("model '%s' failed to load: %s", name, exc)

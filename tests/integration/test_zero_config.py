@@ -330,3 +330,30 @@ def test_classification_of_a_classifiers_probabilities(
         assert proba["shape"] == [1]
         expected = zero_config.models["sk-classifier"].predict(np.array([row])).tolist()
         assert [int(v.split(":")[1]) for v in proba["data"]] == predict["data"] == expected
+
+
+# -- the repository root is itself one model's folder (KServe's /mnt/models) --------------------
+
+
+def test_a_root_holding_a_model_file_serves_as_that_one_model(
+    tmp_path_factory: pytest.TempPathFactory, zero_config: ZeroConfig
+) -> None:
+    import joblib
+
+    root = tmp_path_factory.mktemp("mnt") / "models"
+    root.mkdir()
+    joblib.dump(zero_config.models["sk-classifier"], root / "model.joblib")
+    log_dir = tmp_path_factory.mktemp("single-model-server")
+    with serve(root, tmp_dir=log_dir) as server, httpx.Client(base_url=server.base_url) as client:
+        index = client.post("/v2/repository/index").json()
+        assert index == [{"name": "models", "version": "1", "state": "READY"}]
+        body = {
+            "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1] * 4}]
+        }
+        response = client.post("/v2/models/models/infer", json=body)
+        assert response.status_code == 200, response.text
+        names = [o["name"] for o in response.json()["outputs"]]
+        assert names == ["predict", "predict_proba"]
+        reload = client.post("/v2/repository/models/models/load")
+        assert reload.status_code == 200, reload.text
+        assert client.post("/v2/repository/models/other/load").status_code == 400
