@@ -154,7 +154,10 @@ def _perf_analyzer() -> list[str] | None:
 def _perf_analyzer_throughput(
     tool: list[str], url: str, concurrency: int, duration: float
 ) -> float:
-    out = subprocess.run(
+    """perf_analyzer's client-side throughput at ``concurrency`` (its default binary requests of
+    one ``[1, 4]`` row). It exits non-zero when its windows never agree within
+    ``--stability-percentage``, which a busy machine can cause; its last window is used then."""
+    done = subprocess.run(
         [
             *taskset(LOAD_CORE),
             *tool,
@@ -168,18 +171,20 @@ def _perf_analyzer_throughput(
             str(concurrency),
             "--measurement-interval",
             str(int(duration * 1000)),
+            "--stability-percentage",
+            "20",
             "--shape",
             "input-0:1,4",
         ],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
         timeout=600,
-    ).stdout
-    match = re.search(r"Throughput: ([\d.]+) infer/sec", out)
-    if match is None:
-        raise RuntimeError(f"no throughput in perf_analyzer's output:\n{out}")
-    return float(match.group(1))
+    )
+    found = re.findall(r"Throughput: ([\d.]+) infer/sec", done.stdout)
+    if not found:
+        raise RuntimeError(f"no throughput in perf_analyzer's output:\n{done.stdout}{done.stderr}")
+    return float(found[-1])
 
 
 def against_perf_analyzer(
