@@ -203,7 +203,10 @@ async def run_http_level(
             )
             transports.append(made)
             finished.append(done)
-        await asyncio.wait_for(asyncio.gather(*finished), warmup_s + duration_s + 30)
+        try:
+            await asyncio.wait_for(asyncio.gather(*finished), warmup_s + duration_s + 30)
+        except TimeoutError:
+            window.error("the server stopped answering (no response 30 s after the end)")
     finally:
         window.stopping = True
         for opened in transports:

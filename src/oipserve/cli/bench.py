@@ -199,7 +199,10 @@ def _run(
                     metadata,
                     credentials,
                 )
-            result = runner.run(coroutine)
+            try:
+                result = runner.run(coroutine)
+            except OSError as exc:
+                fail(f"lost the server during the run: {exc}", 2)
             progress.update(task, completed=warmup + duration, count=result.requests)
             results.append(result)
     return results
