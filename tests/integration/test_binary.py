@@ -757,8 +757,9 @@ def test_corrupt_compressed_body(conn: Connection, coding: str, body: bytes, mes
     assert_identity_still_works(conn)
 
 
-def test_header_zero_is_raw_binary_mode_unsupported(conn: Connection) -> None:
+def test_header_zero_is_raw_binary_mode(conn: Connection) -> None:
+    """Raw binary mode (test_raw_binary.py): identity declares no inputs, so nothing to deduce."""
     reply = conn.post("/v2/models/identity/infer", FP32_4, {HEADER: "0"})
-    assert reply.status == 501
-    assert "raw binary" in reply.json()["error"]
+    assert reply.status == 400
+    assert "Raw request must only have 1 input" in reply.json()["error"]
     assert_identity_still_works(conn)

@@ -7,20 +7,23 @@ import json
 import struct
 import zlib
 from typing import Any
+from unittest.mock import ANY
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 from oipserve import classification
-from oipserve.errors import InvalidArgument, PayloadTooLarge, Unsupported
+from oipserve.errors import InvalidArgument, PayloadTooLarge
 from oipserve.protocol import codec
 from oipserve.protocol.binary import array_from_raw, array_to_raw, bytes_to_raw
+from oipserve.protocol.nesting import MAX_JSON_DEPTH
 from oipserve.protocol.types import (
     InferenceRequest,
     InferenceResponse,
     OutputTensor,
     RequestedOutput,
+    TensorMetadata,
 )
 from oipserve.transport.http import compression
 
@@ -90,8 +93,102 @@ def test_header_length_out_of_range(value: str) -> None:
 
 
 def test_header_length_zero_is_raw_binary_mode() -> None:
-    with pytest.raises(Unsupported, match="raw binary"):
-        codec.parse_header_length("0", 10)
+    assert codec.parse_header_length("0", 10) == 0
+    assert codec.parse_header_length("0", 0) == 0
+
+
+# -- raw binary requests (Inference-Header-Content-Length: 0) ----------------------------------
+
+
+def _spec(datatype: str, *shape: int) -> TensorMetadata:
+    return TensorMetadata("x", datatype, list(shape))
+
+
+def test_raw_request_fixed_shape_batched() -> None:
+    body = np.arange(4, dtype=np.float32).tobytes()
+    request = codec.decode_raw_infer_request(body, "m", "", [_spec("FP32", -1, 4)], batched=True)
+    (tensor,) = request.inputs
+    assert tensor.shape == (1, 4)
+    assert np.array_equal(tensor.data, np.arange(4, dtype=np.float32).reshape(1, 4))
+    assert request.parameters == {"binary_data_output": True}  # every output binary
+    assert request.outputs == []
+
+
+def test_raw_request_variable_dimension_from_the_byte_count() -> None:
+    body = np.arange(12, dtype=np.int16).tobytes()
+    request = codec.decode_raw_infer_request(body, "m", "1", [_spec("INT16", 3, -1)], False)
+    assert request.inputs[0].shape == (3, 4)
+    assert request.model_version == "1"
+
+
+def test_raw_request_bytes_is_one_element() -> None:
+    request = codec.decode_raw_infer_request(b"\x00raw", "m", "", [_spec("BYTES", -1, 1)], True)
+    (tensor,) = request.inputs
+    assert tensor.shape == (1, 1)
+    assert tensor.data[0, 0] == b"\x00raw"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "batched", "body", "message"),
+    [
+        ([], False, b"", "must only have 1 input .* got 0 inputs in 'm'"),
+        ([_spec("FP32", 4), _spec("FP32", 4)], False, b"", "got 2 inputs"),
+        ([_spec("FP32", -1, -1)], False, b"\0" * 8, "more than one variable-sized dimension"),
+        ([_spec("BYTES", 2)], False, b"ab", "must have input shape \\[1\\]"),
+        ([_spec("BYTES", -1)], False, b"ab", "must have input shape \\[1\\]"),
+        (
+            [_spec("FP32", -1, 4)],
+            True,
+            b"\0" * 15,
+            "15 bytes of data do not match shape \\[1, 4\\]",
+        ),
+        ([_spec("FP32", -1)], False, b"\0" * 6, "6 bytes do not make whole elements"),
+        ([_spec("FP32", 0, -1)], False, b"\0" * 4, "do not make whole elements"),
+    ],
+)
+def test_raw_request_refusals(
+    inputs: list[TensorMetadata], batched: bool, body: bytes, message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        codec.decode_raw_infer_request(body, "m", "", inputs, batched)
+
+
+# -- nesting depth ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [102, 1000, 5000, 100_000])
+def test_deep_infer_body_is_invalid_argument(depth: int) -> None:
+    """'data' deeper than the limit, or anything deeper than msgspec's recursion guard (an
+    unknown key is skipped, not built, so only the guard bounds it): 400, never a 500."""
+    deep = b"[" * depth + b"1" + b"]" * depth
+    for body in (
+        b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":' + deep + b"}]}",
+        b'{"unknown":'
+        + deep
+        + b',"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}',
+    ):
+        if depth < 5000 and body.startswith(b'{"unknown"'):
+            continue
+        with pytest.raises(InvalidArgument, match="nested"):
+            codec.decode_infer_request(body, "m")
+
+
+@pytest.mark.parametrize("depth", [100, 101, 5000, 100_000])
+def test_deep_control_body_is_invalid_argument(depth: int) -> None:
+    body = b'{"parameters":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+    if depth <= MAX_JSON_DEPTH:
+        assert codec.decode_json_object(body, "repository load") == {"parameters": ANY}
+        return
+    with pytest.raises(InvalidArgument, match="repository load request is nested too deeply"):
+        codec.decode_json_object(body, "repository load")
+
+
+def test_control_body_must_be_an_object() -> None:
+    assert codec.decode_json_object(b"  ", "x") == {}
+    with pytest.raises(InvalidArgument, match="must be a JSON object"):
+        codec.decode_json_object(b"[1]", "x")
+    with pytest.raises(InvalidArgument, match="invalid JSON in the x request"):
+        codec.decode_json_object(b"{", "x")
 
 
 # -- request framing ----------------------------------------------------------------------------

@@ -16,25 +16,29 @@ the hot path a pass over each body to catch what these checks already catch.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import msgspec
+import numpy as np
 
-from oipserve.errors import InvalidArgument, Unsupported
+from oipserve.errors import InvalidArgument
 from oipserve.model import Parameter
 from oipserve.protocol.binary import array_from_raw, array_to_raw
+from oipserve.protocol.datatypes import dtype_of
+from oipserve.protocol.nesting import check_depth, too_deep
 from oipserve.protocol.tensor import array_from_json, array_to_json
 from oipserve.protocol.types import (
     InferenceRequest,
     InferenceResponse,
     InputTensor,
     RequestedOutput,
+    TensorMetadata,
 )
 
 Params: TypeAlias = dict[str, str | int | float | bool]
 HEADER_NAME = "inference-header-content-length"
-MAX_JSON_DEPTH = 100
-"""Deepest JSON nesting accepted in a request body (Triton's limit)."""
 
 
 class _WireInput(msgspec.Struct, kw_only=True):
@@ -78,12 +82,6 @@ _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
 
-def too_deep(what: str) -> InvalidArgument:
-    return InvalidArgument(
-        f"the {what} is nested too deeply: JSON may nest at most {MAX_JSON_DEPTH} levels"
-    )
-
-
 def decode_json_object(body: bytes | str, what: str) -> dict[str, Any]:
     """A small JSON object body (``what`` names it in errors); an empty body is ``{}``.
 
@@ -102,20 +100,6 @@ def decode_json_object(body: bytes | str, what: str) -> dict[str, Any]:
     return value
 
 
-def check_depth(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
-    """Refuse ``value`` (decoded JSON) if it nests deeper than ``limit`` (iteratively: any depth
-    is measured without recursion)."""
-    if not isinstance(value, dict | list):
-        return
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if depth > limit:
-            raise too_deep(what)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-
-
 def parse_header_length(value: str | None, body_length: int) -> int | None:
     """Validate an ``Inference-Header-Content-Length`` value against the body."""
     if value is None:
@@ -130,12 +114,74 @@ def parse_header_length(value: str | None, body_length: int) -> int | None:
         raise InvalidArgument(
             f"inference header size should be in range (0, {body_length}), got: {length}"
         )
-    if length == 0:
-        raise Unsupported(
-            "raw binary requests (Inference-Header-Content-Length: 0) are not supported; "
-            "send a JSON header describing the input"
+    return length  # 0: a raw binary request (decode_raw_infer_request)
+
+
+def decode_raw_infer_request(
+    body: bytes,
+    model_name: str,
+    model_version: str,
+    inputs: Sequence[TensorMetadata],
+    batched: bool,
+) -> InferenceRequest:
+    """Triton's raw binary request (``Inference-Header-Content-Length: 0``): the body is the raw
+    bytes of the model's one input, whose datatype and shape come from the model's metadata.
+
+    As Triton's core (``InferenceRequest::Normalize`` in triton-inference-server/core) and its
+    binary-data extension document: the model has exactly one input; a batching model gets batch
+    1; at most one variable dimension, sized from the byte count; a BYTES input must have shape
+    ``[1]`` and the whole body is its one element; every output comes back binary.
+    """
+    if len(inputs) != 1:
+        raise InvalidArgument(
+            f"Raw request must only have 1 input (found 1) to be deduced but got {len(inputs)} "
+            f"inputs in '{model_name}' model configuration"
         )
-    return length
+    spec = inputs[0]
+    dims = list(spec.shape[1:] if batched else spec.shape)
+    variable = [axis for axis, dim in enumerate(dims) if dim < 0]
+    fixed = math.prod(dim for dim in dims if dim >= 0)
+    if spec.datatype == "BYTES":
+        if variable or fixed != 1:
+            raise InvalidArgument(
+                f"For BYTE datatype raw input '{spec.name}', the model must have input shape [1] "
+                f"(it has {list(spec.shape)})"
+            )
+        shape = (1, *dims) if batched else tuple(dims)
+        array = np.empty(1, dtype=object)
+        array[0] = bytes(body)
+        return _raw_request(model_name, model_version, spec, shape, array.reshape(shape))
+    if len(variable) > 1:
+        raise InvalidArgument(
+            f"The shape of the raw input '{spec.name}' can not be deduced because there are "
+            f"more than one variable-sized dimension (shape {list(spec.shape)})"
+        )
+    if variable:
+        row = fixed * dtype_of(spec.datatype).itemsize
+        if row == 0 or len(body) % row:
+            raise InvalidArgument(
+                f"raw input '{spec.name}' of model '{model_name}': {len(body)} bytes do not make "
+                f"whole elements of shape {list(spec.shape)} of {spec.datatype}"
+            )
+        dims[variable[0]] = len(body) // row
+    shape = (1, *dims) if batched else tuple(dims)
+    array = array_from_raw(spec.name, spec.datatype, shape, body)
+    return _raw_request(model_name, model_version, spec, shape, array)
+
+
+def _raw_request(
+    model_name: str,
+    model_version: str,
+    spec: TensorMetadata,
+    shape: tuple[int, ...],
+    array: np.ndarray,
+) -> InferenceRequest:
+    return InferenceRequest(
+        model_name=model_name,
+        model_version=model_version,
+        parameters={"binary_data_output": True},
+        inputs=[InputTensor(spec.name, spec.datatype, shape, array)],
+    )
 
 
 def decode_infer_request(

@@ -16,6 +16,7 @@ import msgspec
 
 from oipserve.errors import InvalidArgument
 from oipserve.protocol.datatypes import CONFIG_NAMES, from_config_name
+from oipserve.protocol.nesting import check_depth, too_deep
 from oipserve.signature import TensorSpec
 
 
@@ -208,8 +209,11 @@ def parse_toml(text: str, source: str = "model.toml") -> ModelConfig:
 def parse_json(text: str | bytes, source: str = "config") -> ModelConfig:
     try:
         data = msgspec.json.decode(text)
+    except RecursionError:  # msgspec guards its recursion: nesting past the interpreter's limit
+        raise too_deep(source) from None
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"invalid JSON in {source}: {exc}") from None
+    check_depth(data, source)
     if not isinstance(data, dict):
         raise InvalidArgument(f"{source} must be a JSON object")
     return _convert(data, source)

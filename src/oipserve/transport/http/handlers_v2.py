@@ -171,7 +171,10 @@ class V2API:
         params = request.params
         model, version = params["model"], params.get("version", "")
         header_length = codec.parse_header_length(request.header(_HEADER_LENGTH), len(body))
-        infer_request = codec.decode_infer_request(body, model, version, header_length)
+        if header_length == 0:
+            infer_request = self._raw_request(body, model, version)
+        else:
+            infer_request = codec.decode_infer_request(body, model, version, header_length)
         result = await self._infer_unless_disconnected(infer_request, request)
         header, chunks = codec.encode_infer_response(result, infer_request)
         if not chunks:
@@ -181,6 +184,12 @@ class V2API:
             [header, *chunks],
             [OCTET_STREAM, (_HEADER_LENGTH, str(len(header)).encode())],
         )
+
+    def _raw_request(self, body: bytes, model: str, version: str) -> InferenceRequest:
+        """A raw binary request (PROTOCOL.md §2.6): the model's metadata describes the input."""
+        metadata = self.dataplane.model_metadata(model, version)
+        batched = self.dataplane.model_config(model, version).max_batch_size > 0
+        return codec.decode_raw_infer_request(body, model, version, metadata.inputs, batched)
 
     async def _infer_unless_disconnected(
         self, infer_request: InferenceRequest, request: Request
