@@ -156,3 +156,30 @@ def test_a_model_toml_naming_another_model_names_the_file(tmp_path: Path) -> Non
     make(tmp_path / "m", "model.py", toml='name = "x"\n')
     with pytest.raises(InvalidArgument, match=r"m/model\.toml names the model 'x'"):
         layout.read_model(tmp_path, "m")
+
+
+def test_entry_point_readers_join_the_table_before_the_guesser(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from oipserve.repository import readers as table
+
+    plugged = [
+        EntryPoint("pbtxt", "tests.unit.test_readers:PbtxtLikeReader", table.ENTRY_POINT_GROUP),
+        EntryPoint("broken", "tests.unit.no_such_module:Reader", table.ENTRY_POINT_GROUP),
+        EntryPoint("not-a-reader", "tests.unit.test_readers:make", table.ENTRY_POINT_GROUP),
+    ]
+
+    def fake_entry_points(*, group: str) -> list[EntryPoint]:
+        return plugged if group == table.ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(table, "entry_points", fake_entry_points)
+    model_readers.cache_clear()
+    try:
+        names = [reader.name for reader in model_readers()]
+    finally:
+        model_readers.cache_clear()
+    assert names == ["model.toml", "config.pbtxt", "zero-config"]
+    assert "model reader 'broken' could not be loaded" in caplog.text
+    assert "model reader 'not-a-reader' is not a ModelReader" in caplog.text
