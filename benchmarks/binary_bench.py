@@ -41,7 +41,10 @@ def json_case(inputs: list[tuple[str, np.ndarray, str]]) -> tuple[bytes, dict[st
     return json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 
-def binary_case(inputs: list[tuple[str, np.ndarray, str]]) -> tuple[bytes, dict[str, str]]:
+def binary_case(
+    inputs: list[tuple[str, np.ndarray, str]], outputs: tuple[str, ...] = ()
+) -> tuple[bytes, dict[str, str]]:
+    """A binary-extension request; ``outputs`` names the outputs wanted (none: every one)."""
     header: dict[str, Any] = {
         "inputs": [
             {
@@ -54,6 +57,8 @@ def binary_case(inputs: list[tuple[str, np.ndarray, str]]) -> tuple[bytes, dict[
         ],
         "parameters": {"binary_data_output": True},
     }
+    if outputs:
+        header["outputs"] = [{"name": name} for name in outputs]
     head = json.dumps(header).encode()
     body = head + b"".join(np.ascontiguousarray(a).tobytes() for _, a, _ in inputs)
     return body, {"Content-Type": "application/octet-stream", HEADER: str(len(head))}

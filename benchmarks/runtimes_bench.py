@@ -65,6 +65,12 @@ class Case:
     input_name: str
     datatype: str
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """What each request names: ``predict`` alone for the tabular runtimes (a request naming
+        none would also get ``predict_proba``), so that the server does what the raw call does."""
+        return ("predict",) if self.runtime in {"sklearn", "xgboost", "lightgbm"} else ()
+
 
 CASES = [
     Case("sklearn", "iris-sklearn", "model.joblib", "sklearn", "input-0", "FP64"),
@@ -147,7 +153,7 @@ def runtime_call(case: Case, path: Path, x: np.ndarray) -> Callable[[], object]:
     ctx = LoadContext(case.folder, "1", path.parent, config, path)
     model = instantiate(case.backend, ctx)
     model.load(ctx)
-    request = InferRequest({case.input_name: x})
+    request = InferRequest({case.input_name: x}, outputs=case.outputs)
     return lambda: model.infer([request])
 
 
@@ -246,7 +252,8 @@ def main() -> None:
                         local[case.runtime, rows]["runtime"],
                     )
                     body, headers = binary_case(
-                        [(case.input_name, rows_of(rows, case.datatype), case.datatype)]
+                        [(case.input_name, rows_of(rows, case.datatype), case.datatype)],
+                        case.outputs,
                     )
                     target = f"{url}/v2/models/{case.folder}/infer"
                     check(target, body, headers)
