@@ -28,7 +28,9 @@ from oipserve.repository import poll
 from oipserve.repository.poll import RepositoryPoller
 from oipserve.settings import Settings
 from oipserve.transport.grpc.server import start_grpc_server
+from oipserve.transport.http.access_log import AccessLog
 from oipserve.transport.http.app import HTTPApp
+from oipserve.transport.http.asgi import ASGIApp
 from oipserve.transport.http.routing import Mount
 
 logger = logging.getLogger("oipserve")
@@ -99,8 +101,11 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        app: ASGIApp = self.http_app
+        if self.settings.access_log:  # a wrapper only when asked: nothing on the path otherwise
+            app = AccessLog(app, self.http_app.router)
         config = uvicorn.Config(
-            self.http_app,
+            app,
             host=self.settings.host,
             port=self.settings.http_port,
             loop="none",

@@ -37,6 +37,8 @@ class Settings:
     model_threads: int = 4
     allow_console: bool = True
     """Serve the web console at ``/`` on the HTTP port."""
+    access_log: bool = False
+    """Log one line per HTTP request on the ``oipserve.access`` logger."""
 
     @property
     def http_max_request_bytes(self) -> int:

@@ -122,3 +122,25 @@ def test_bad_model_control_flags(tmp_path: Path, captured: list[Settings], args:
     result = CliRunner().invoke(cli.main, ["serve", str(tmp_path), *args])
     assert result.exit_code == 2
     assert not captured
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {}, False),
+        (["--access-log"], {}, True),
+        (["--access-log=false"], {}, False),
+        (["--access-log", "true"], {}, True),
+        ([], {"OIPSERVE_ACCESS_LOG": "1"}, True),
+    ],
+)
+def test_access_log_flag(
+    tmp_path: Path,
+    captured: list[Settings],
+    args: list[str],
+    env: dict[str, str],
+    expected: bool,
+) -> None:
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path), *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert captured[0].access_log is expected

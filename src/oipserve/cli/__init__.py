@@ -111,6 +111,16 @@ def main() -> None:
     help="Threads that run synchronous model code.",
 )
 @click.option(
+    "--access-log",
+    type=bool,
+    is_flag=False,
+    flag_value=True,
+    default=False,
+    show_default=True,
+    envvar="OIPSERVE_ACCESS_LOG",
+    help="Log one line per HTTP request (method, path, status, bytes, duration, model).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -131,6 +141,7 @@ def serve(
     load_models: tuple[str, ...],
     repository_poll_secs: float,
     model_threads: int,
+    access_log: bool,
     log_level: str,
 ) -> None:
     """Serve the models in MODEL_REPOSITORY."""
@@ -159,6 +170,7 @@ def serve(
         load_models=load_models,
         repository_poll_secs=repository_poll_secs,
         model_threads=model_threads,
+        access_log=access_log,
         log_level=log_level,
     )
     _configure_logging(log_level)
