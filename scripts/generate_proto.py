@@ -25,7 +25,17 @@ The descriptor-pool names stay ``oipserve/grpc/v2/*.proto`` and
 
 Output is deterministic for a given ``grpcio-tools`` version (protoc embeds its
 protobuf version in the header, so CI must use the same version as whoever
-generated the committed files; the header line says which).
+generated the committed files; the header line says which). That version is
+pinned in the ``test`` extra of ``pyproject.toml`` and this script refuses to run
+with another one.
+
+Why an older generator: ``grpcio-tools`` 1.74.0 bundles protoc 31.1, whose modules
+call ``ValidateProtobufRuntimeVersion(PUBLIC, 6, 31, 1)``: they run on protobuf
+6.31.1 and newer 6.x, and protobuf 7's runtime still accepts gencode one major
+version older. So the committed files run on ``protobuf>=6.31.1,<8``, the range
+oipserve declares, and oipserve installs beside tritonclient, MLServer and KServe,
+which all pin ``protobuf<7``. A generator from protobuf 7 would raise the floor to 7.
+``.ci/run`` imports the modules under protobuf 6.31.1 and 7 to prove it.
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ import re
 import shutil
 import sys
 import tempfile
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 from grpc_tools import protoc
@@ -56,6 +68,26 @@ INIT_DIRS = ("", "oipserve", "oipserve/grpc", "oipserve/grpc/v2")
 
 _IMPORT_RE = re.compile(rf"^from {re.escape(PROTO_PACKAGE)} import ", re.MULTILINE)
 _MODULE_RE = re.compile(rf"'{re.escape(PROTO_PACKAGE)}\.(\w+_pb2)'")
+
+
+def pinned_generator() -> str:
+    """The ``grpcio-tools==X`` requirement of the ``test`` extra in ``pyproject.toml``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for requirement in project["optional-dependencies"]["test"]:
+        name, _, version = requirement.partition("==")
+        if name.strip() == "grpcio-tools" and version:
+            return version.strip()
+    raise SystemExit("pyproject.toml: the test extra must pin grpcio-tools==<version>")
+
+
+def _check_generator() -> None:
+    pinned, installed = pinned_generator(), metadata.version("grpcio-tools")
+    if installed != pinned:
+        raise SystemExit(
+            f"grpcio-tools {installed} is installed, but the committed files come from "
+            f"grpcio-tools {pinned} (pinned in pyproject.toml's test extra): "
+            f"pip install 'grpcio-tools=={pinned}'"
+        )
 
 
 def _run_protoc(out: Path) -> None:
@@ -134,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         help="regenerate into a temporary directory and fail if the committed files differ",
     )
     args = parser.parse_args(argv)
+    _check_generator()
 
     with tempfile.TemporaryDirectory(prefix="oipserve-proto-") as tmp:
         fresh = Path(tmp) / "_generated"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -204,9 +205,8 @@ ALL_TYPES: list[tuple[str, np.ndarray]] = [
     ("FP16", np.array([[0.5, -1.25, 65504.0]], dtype=np.float16)),
     ("FP32", np.array([[0.5, -1.25, 3.0e38]], dtype=np.float32)),
     ("FP64", np.array([[0.1, -1.25, 1e300]], dtype=np.float64)),
-    # tritonclient 2.41 has no bfloat16 dtype: BF16 goes in and comes out as float32 arrays
-    # (the upper 16 bits travel), so use values bfloat16 holds exactly
-    ("BF16", np.array([[1.0, -2.5, 3.140625]], dtype=np.float32)),
+    # tritonclient (since 2.73) takes and returns BF16 as ml_dtypes.bfloat16 arrays
+    ("BF16", np.array([[1.0, -2.5, 3.140625]], dtype=ml_dtypes.bfloat16)),
     ("BYTES", np.array([[b"a", b"", b"\xff\x00not utf-8"]], dtype=np.object_)),
 ]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import httpx
+import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
@@ -118,7 +119,7 @@ def _triton_input(name: str, array: np.ndarray, datatype: str) -> Any:
 
 
 def _samples() -> dict[str, np.ndarray]:
-    """A 2x3 array of every datatype, as tritonclient takes it (BF16 as float32 bf16 values)."""
+    """A 2x3 array of every datatype, as tritonclient takes it (BF16 as ml_dtypes.bfloat16)."""
     return {
         "BOOL": np.array([[True, False, True], [False, False, True]]),
         "UINT8": np.array([[0, 1, 255], [7, 8, 9]], dtype=np.uint8),
@@ -132,7 +133,7 @@ def _samples() -> dict[str, np.ndarray]:
         "FP16": np.array([[0.5, -1.25, 65504], [1, 2, 3]], dtype=np.float16),
         "FP32": np.array([[0.5, -1.25, 3.4e38], [1, 2, 3]], dtype=np.float32),
         "FP64": np.array([[0.5, -1.25, 1e300], [1, 2, 3]], dtype=np.float64),
-        "BF16": np.array([[0.5, -1.25, 256], [1, 2, -3]], dtype=np.float32),
+        "BF16": np.array([[0.5, -1.25, 256], [1, 2, -3]], dtype=ml_dtypes.bfloat16),
         "BYTES": np.array([[b"", b"a", b"\x00\xff"], [b"xyz", "é".encode(), b"q"]], dtype=object),
     }
 
