@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -220,7 +221,7 @@ def test_bf16_is_refused_over_grpc_as_invalid_argument(
     triton_grpc: grpcclient.InferenceServerClient,
 ) -> None:
     tensor = grpcclient.InferInput("input-0", [1, 4], "BF16")
-    tensor.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))  # tritonclient's BF16 carrier
+    tensor.set_data_from_numpy(np.ones((1, 4), dtype=ml_dtypes.bfloat16))
     with pytest.raises(InferenceServerException) as info:
         triton_grpc.infer("sk-classifier", [tensor])
     assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
