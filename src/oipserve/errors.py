@@ -13,7 +13,10 @@ every kind.
     ├── Unavailable              UNAVAILABLE        server or version not ready
     │   └── QueueFull            UNAVAILABLE        overload; carries a retry-after hint
     ├── DeadlineExceeded         DEADLINE_EXCEEDED  request timed out before it ran
-    ├── PayloadTooLarge          RESOURCE_EXHAUSTED body / message over the configured limit
+    ├── PayloadTooLarge          RESOURCE_EXHAUSTED body, message or tensor over its limit
+    ├── PermissionDenied         PERMISSION_DENIED  the server is configured to refuse this
+    │                                               (a model upload without --allow-model-upload)
+    ├── Unauthenticated          UNAUTHENTICATED    no valid API key (--api-key)
     ├── Unsupported              UNIMPLEMENTED      feature or encoding not supported
     ├── AlreadyExists            ALREADY_EXISTS     resource registered twice
     └── InternalError            INTERNAL           a server fault (a model raised, a worker died)
@@ -36,6 +39,8 @@ class ErrorKind(enum.Enum):
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNIMPLEMENTED = "UNIMPLEMENTED"
     ALREADY_EXISTS = "ALREADY_EXISTS"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
     INTERNAL = "INTERNAL"
 
 
@@ -95,6 +100,14 @@ class PayloadTooLarge(OIPServeError):
     kind = ErrorKind.RESOURCE_EXHAUSTED
 
 
+class PermissionDenied(OIPServeError):
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class Unauthenticated(OIPServeError):
+    kind = ErrorKind.UNAUTHENTICATED
+
+
 class Unsupported(OIPServeError):
     kind = ErrorKind.UNIMPLEMENTED
 
@@ -127,8 +140,10 @@ __all__ = [
     "NotFound",
     "OIPServeError",
     "PayloadTooLarge",
+    "PermissionDenied",
     "QueueFull",
     "StartupError",
+    "Unauthenticated",
     "Unavailable",
     "Unsupported",
 ]

@@ -28,6 +28,7 @@ from oipserve.errors import (
     ModelLoadError,
     ModelNotFound,
     OIPServeError,
+    PermissionDenied,
     Unavailable,
 )
 from oipserve.execution.instance import InstanceFactory, ModelInstance
@@ -35,7 +36,7 @@ from oipserve.model import LoadContext, Signature, TensorSpec
 from oipserve.protocol.datatypes import CONFIG_NAMES
 from oipserve.protocol.types import ModelMetadata, TensorMetadata
 from oipserve.repository import config as config_module
-from oipserve.repository import layout, triton
+from oipserve.repository import layout, paths, triton
 from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput
 from oipserve.scheduling.batcher import Scheduler
 from oipserve.scheduling.statistics import ModelStatistics
@@ -43,6 +44,12 @@ from oipserve.scheduling.statistics import ModelStatistics
 logger = logging.getLogger("oipserve.registry")
 
 LOAD_PARAMETER_SOURCE = "the 'config' load parameter"
+
+UPLOAD_REFUSED = (
+    "loading model files through the repository API ('file:' load parameters) is disabled: "
+    "model files are code (pickles, model.py) and would run on the server; start the server "
+    "with --allow-model-upload to allow it"
+)
 
 
 @dataclass(slots=True)
@@ -99,9 +106,19 @@ class Registry:
     builds each version's scheduler. It never touches a model object itself.
     """
 
-    def __init__(self, root: Path, instances: InstanceFactory) -> None:
+    def __init__(
+        self,
+        root: Path,
+        instances: InstanceFactory,
+        *,
+        allow_uploads: bool = False,
+        upload_max_bytes: int = layout.DEFAULT_UPLOAD_MAX_BYTES,
+    ) -> None:
         self.root = root
         self._instances = instances
+        self.allow_uploads = allow_uploads
+        """Whether a load may bring its own files (``--allow-model-upload``; off by default)."""
+        self.upload_max_bytes = upload_max_bytes
         self._ready: dict[str, dict[str, LoadedModel]] = {}
         self._latest: dict[str, LoadedModel] = {}
         """The highest READY version of each model: what a request without a version gets."""
@@ -246,10 +263,13 @@ class Registry:
 
         ``config`` (the JSON of a ModelConfig, the repository API's ``config`` load parameter)
         replaces the folder's config; ``files`` (relative path → content, e.g.
-        ``"1/model.joblib"``) replace the whole model folder and need ``config``. Each failure is
-        logged once, here.
+        ``"1/model.joblib"``) replace the whole model folder and need ``config``; they are refused
+        (:class:`PermissionDenied`) unless the registry allows uploads. Each failure is logged
+        once, here.
         """
         try:
+            if files and not self.allow_uploads:
+                raise PermissionDenied(UPLOAD_REFUSED)
             layout.validate_name(self.root, name)
             override = None
             if config is not None:
@@ -272,7 +292,7 @@ class Registry:
             folder = None
             if files:
                 temporary = Path(tempfile.mkdtemp(prefix="oipserve-override-"))
-                folder = layout.write_model_files(temporary / name, files)
+                folder = layout.write_model_files(temporary / name, files, self.upload_max_bytes)
             source = layout.read_model(self.root, name, override, folder)
             switched, errors = await self._load(name, source)
         except BaseException as exc:
@@ -308,6 +328,7 @@ class Registry:
         # what the ModelConfig proto refuses (a bad enum, an unknown field in a section we only
         # carry) is refused now, not when a client first asks for the config
         triton.check(source.config, f"the config of model '{name}'")
+        _check_file_fields(source.config, source.config_hint)
         versions = layout.select_versions(source)
         if not versions:
             raise InvalidArgument(f"model '{name}': its version_policy selects no version")
@@ -452,9 +473,19 @@ def _serving_inputs(
     return completed.input_specs()
 
 
+def _check_file_fields(config: ModelConfig, origin: str) -> None:
+    """Configuration fields naming a file stay inside the model's folder (400 otherwise)."""
+    if config.default_model_filename:
+        paths.relative_inside(config.default_model_filename, f"default_model_filename in {origin}")
+    for output in config.output:
+        if output.label_filename:
+            what = f"label_filename of output '{output.name}' in {origin}"
+            paths.relative_inside(output.label_filename, what)
+
+
 def _read_labels(model_folder: Path, version_folder: Path, filename: str) -> list[str]:
     for folder in (version_folder, model_folder):
-        path = folder / filename
+        path = paths.inside(folder, filename, "label_filename")
         if path.is_file():
             return path.read_text(encoding="utf-8").splitlines()
     raise ModelLoadError(f"label file '{filename}' not found in {version_folder} or {model_folder}")

@@ -62,7 +62,12 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.execution = Execution(Executor(max_workers=settings.model_threads))
-        self.registry = Registry(settings.model_repository, self.execution)
+        self.registry = Registry(
+            settings.model_repository,
+            self.execution,
+            allow_uploads=settings.allow_model_upload,
+            upload_max_bytes=settings.model_upload_max_bytes,
+        )
         self.dataplane = DataPlane(
             self.registry,
             server_name=settings.server_name,
@@ -178,6 +183,11 @@ class Server:
         logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
         logger.info("gRPC API at %s:%d", host, self.settings.grpc_port)
         logger.info("model control mode: %s", self.settings.model_control_mode)
+        if self.settings.allow_model_upload:
+            logger.warning(
+                "--allow-model-upload: clients of the repository API can send model files, "
+                "which are code the server runs; restrict the model-repository API with a key"
+            )
 
 
 def run(settings: Settings) -> None:

@@ -23,6 +23,13 @@ class Settings:
     grpc_port: int = 8081
     http_max_request_mb: float = 64
     grpc_max_message_mb: float = 64
+    # -- security (issue 13; the options in cli/_security.py) -----------------------------------
+    allow_model_upload: bool = False
+    """Whether a repository ``load`` request may carry model files (``file:`` parameters).
+    Off by default: model files are code (pickles, ``model.py``)."""
+    model_upload_max_mb: float = 64
+    """The total size of one load request's files, in MiB (with uploads allowed)."""
+    # -- ------------------------------------------------------------------------------------------
     strict_readiness: bool = True
     model_control_mode: ControlMode = "explicit"
     """``explicit`` (repository API load / unload allowed), ``poll`` (follow the folder) or
@@ -43,6 +50,10 @@ class Settings:
     @property
     def http_max_request_bytes(self) -> int:
         return int(self.http_max_request_mb * 1024 * 1024)
+
+    @property
+    def model_upload_max_bytes(self) -> int:
+        return int(self.model_upload_max_mb * 1024 * 1024)
 
     @property
     def grpc_max_message_bytes(self) -> int:

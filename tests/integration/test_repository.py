@@ -219,7 +219,11 @@ def explicit_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def explicit(
     explicit_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    with serve(explicit_repository, tmp_dir=tmp_path_factory.mktemp("explicit-server")) as running:
+    with serve(
+        explicit_repository,
+        "--allow-model-upload",
+        tmp_dir=tmp_path_factory.mktemp("explicit-server"),
+    ) as running:
         yield running
 
 

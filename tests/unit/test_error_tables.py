@@ -29,6 +29,8 @@ Code = grpc.StatusCode
 #: the gRPC codes each HTTP status of ours is compatible with
 ADMITTED: dict[int, frozenset[grpc.StatusCode]] = {
     400: frozenset({Code.INVALID_ARGUMENT, Code.ALREADY_EXISTS, Code.FAILED_PRECONDITION}),
+    401: frozenset({Code.UNAUTHENTICATED}),
+    403: frozenset({Code.PERMISSION_DENIED}),
     404: frozenset({Code.NOT_FOUND}),
     405: frozenset({Code.UNIMPLEMENTED}),
     413: frozenset({Code.RESOURCE_EXHAUSTED}),
@@ -91,6 +93,8 @@ def test_protocol_decisions() -> None:
         (QueueFull("x"), 503, Code.UNAVAILABLE),
         (errors_module.DeadlineExceeded("x"), 503, Code.DEADLINE_EXCEEDED),
         (errors_module.AlreadyExists("x"), 400, Code.ALREADY_EXISTS),
+        (errors_module.PermissionDenied("x"), 403, Code.PERMISSION_DENIED),
+        (errors_module.Unauthenticated("x"), 401, Code.UNAUTHENTICATED),
     ]
     for error, status, code in cases:
         assert http_errors.status_of(error.kind) == status, error

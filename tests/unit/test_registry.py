@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oipserve.errors import InvalidArgument, ModelLoadError, Unavailable
+from oipserve.errors import InvalidArgument, ModelLoadError, PermissionDenied, Unavailable
 from oipserve.execution.executor import Executor
 from oipserve.execution.instance import Execution
 from oipserve.model import InferRequest
@@ -112,7 +112,10 @@ def test_config_the_proto_refuses_fails_the_load(tmp_path: Path, executor: Execu
 
 def test_file_overrides_live_as_long_as_their_versions(tmp_path: Path, executor: Executor) -> None:
     async def body() -> None:
-        registry = Registry(tmp_path, Execution(executor))
+        refusing = Registry(tmp_path, Execution(executor))
+        with pytest.raises(PermissionDenied, match="--allow-model-upload"):
+            await refusing.load("f", '{"backend": "python"}', {"1/model.py": b""})
+        registry = Registry(tmp_path, Execution(executor), allow_uploads=True)
         config = '{"backend": "python"}'
         await registry.load("f", config, {"1/model.py": model_source(5).encode()})
         assert await tag_of(registry, "f") == 5

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
 from oipserve import __version__
+from oipserve.cli._security import security_options
 from oipserve.settings import CONTROL_MODES, ControlMode, Settings
 
 
@@ -127,6 +129,7 @@ def main() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
     envvar="OIPSERVE_LOG_LEVEL",
 )
+@security_options
 def serve(
     model_repository: Path | None,
     model_repository_option: Path | None,
@@ -143,6 +146,7 @@ def serve(
     model_threads: int,
     access_log: bool,
     log_level: str,
+    **security: Any,
 ) -> None:
     """Serve the models in MODEL_REPOSITORY."""
     repository = model_repository or model_repository_option
@@ -172,6 +176,7 @@ def serve(
         model_threads=model_threads,
         access_log=access_log,
         log_level=log_level,
+        **security,
     )
     _configure_logging(log_level)
     from oipserve.errors import StartupError

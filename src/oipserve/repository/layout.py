@@ -19,9 +19,10 @@ the version folder (then the model folder): :func:`guess_backend`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from oipserve.errors import InvalidArgument, ModelNotFound
+from oipserve.errors import ModelNotFound
+from oipserve.repository import paths
 from oipserve.repository.config import ModelConfig
 from oipserve.repository.discovery import layout_of
 from oipserve.repository.readers import check_config_name, read_folder
@@ -45,6 +46,9 @@ __all__ = [
 CONFIG_FILE = NATIVE_CONFIG_FILE
 
 OVERRIDE_ORIGIN = "the load request's config"
+
+DEFAULT_UPLOAD_MAX_BYTES = 64 * 1024 * 1024
+"""Bytes a load request's files may hold in total unless the server says otherwise."""
 
 
 def validate_name(root: Path, name: str) -> Path:
@@ -88,30 +92,12 @@ def read_model(
     )
 
 
-def write_model_files(folder: Path, files: Mapping[str, bytes]) -> Path:
-    """Write a load request's files (``"1/model.onnx"`` → bytes) into ``folder``, a new folder.
-
-    Each path must be relative and stay inside ``folder``: no absolute paths, no ``..``.
-    """
-    folder.mkdir(parents=True)
-    for relative, content in files.items():
-        parts = PurePosixPath(relative).parts
-        if (
-            not relative
-            or "\\" in relative
-            or "\x00" in relative
-            or relative.startswith("/")
-            or not parts
-            or any(part in {"", ".", ".."} for part in parts)
-        ):
-            raise InvalidArgument(
-                f"invalid file override path {relative!r}: give a relative path inside the "
-                "model folder, such as '1/model.onnx'"
-            )
-        target = folder.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-    return folder
+def write_model_files(
+    folder: Path, files: Mapping[str, bytes], max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
+) -> Path:
+    """Write a load request's files (``"1/model.onnx"`` → bytes) into ``folder``, a new folder:
+    each path relative and inside it, the total bounded (:mod:`oipserve.repository.paths`)."""
+    return paths.write_uploaded_files(folder, files, max_bytes)
 
 
 def select_versions(source: ModelSource) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oipserve.errors import InvalidArgument
+from oipserve.repository import paths
 from oipserve.repository.config import ModelConfig
 from oipserve.repository.source import NATIVE_CONFIG_FILE, ModelSource, numeric_versions
 
@@ -102,7 +103,7 @@ def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path 
     explicit = config.backend or _PLATFORMS.get(config.platform, "")
     if config.default_model_filename:
         for folder in folders:
-            named = folder / config.default_model_filename
+            named = paths.inside(folder, config.default_model_filename, "default_model_filename")
             if named.exists():
                 backend = explicit or BACKEND_BY_EXTENSION.get(named.suffix, "")
                 if not backend:

@@ -19,6 +19,8 @@ STATUS: Final[dict[ErrorKind, int]] = {
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.DEADLINE_EXCEEDED: 503,
     ErrorKind.ALREADY_EXISTS: 400,
+    ErrorKind.PERMISSION_DENIED: 403,
+    ErrorKind.UNAUTHENTICATED: 401,
 }
 
 
