@@ -1,4 +1,5 @@
-"""``tritonclient.http.aio`` against a real server, and which responses are compressed.
+"""``tritonclient.http.aio`` against a real server, which responses are compressed, and large
+binary answers (sent chunk by chunk).
 
 aiohttp sends ``Accept-Encoding: gzip, deflate`` on its own, and the aio client reads every answer
 but inference undecoded: only inference responses may be compressed (Triton's rule).
@@ -11,6 +12,7 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 
 from tests.serving import RunningServer
@@ -87,3 +89,22 @@ def test_inference_answers_are_compressed_when_asked(server: RunningServer) -> N
         plain = client.post("/v2/models/iris/infer", json=body, headers={"Accept-Encoding": ""})
         assert "content-encoding" not in plain.headers
         assert plain.json() == reply.json()
+
+
+@pytest.mark.parametrize("algorithm", [None, "gzip", "deflate"])
+def test_large_binary_outputs_round_trip(server: RunningServer, algorithm: str | None) -> None:
+    """Several megabytes of binary outputs: sent chunk by chunk (and compressed chunk by chunk)."""
+    rng = np.random.default_rng(1)
+    tensors = [rng.standard_normal((512, 1024)).astype(np.float32) for _ in range(2)]
+    inputs = []
+    for index, array in enumerate(tensors):
+        tensor = httpclient.InferInput(f"INPUT{index}", list(array.shape), "FP32")
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    client = httpclient.InferenceServerClient(server.http_url, network_timeout=120.0)
+    try:
+        result = client.infer("identity", inputs, response_compression_algorithm=algorithm)
+    finally:
+        client.close()
+    for index, array in enumerate(tensors):
+        np.testing.assert_array_equal(result.as_numpy(f"OUTPUT{index}"), array)
