@@ -193,6 +193,7 @@ def run_h2load(
     core: str | None = "1",
     warm_up_s: int = 0,
     streams_per_connection: int = 1,
+    max_requests_per_connection: int | None = None,
 ) -> H2loadResult:
     """POST ``body`` to ``url`` over HTTP/2 (h2c) with h2load: ``concurrency`` connections.
 
@@ -200,7 +201,48 @@ def run_h2load(
     ``{"content-type": "application/grpc", "te": "trailers"}`` as ``headers``. h2load counts HTTP
     statuses only, so a gRPC error (HTTP 200 with a non-zero grpc-status trailer) is not seen
     here: check one response with a gRPC client first.
+
+    ``max_requests_per_connection``: h2load does not reconnect after a server's ``GOAWAY`` (it
+    just stops using that connection), so against a server that recycles its connections (oipserve's
+    gRPC server, see ``h2load_request_budget``) the run sends a fixed number of requests instead of
+    running for ``duration_s``: as many as a 1-second probe says fit into ``duration_s``, at most
+    this many per connection.
     """
+    if max_requests_per_connection is not None:
+        total = h2load_request_budget(
+            url, body, concurrency, duration_s, headers or {}, core, max_requests_per_connection
+        )
+        timing = ["-n", str(total)]
+        return h2load_run(url, body, concurrency, timing, headers, core, streams_per_connection)
+    timing = ["-D", str(duration_s), *(["--warm-up-time", str(warm_up_s)] if warm_up_s else [])]
+    return h2load_run(url, body, concurrency, timing, headers, core, streams_per_connection)
+
+
+def h2load_request_budget(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration_s: int,
+    headers: dict[str, str],
+    core: str | None,
+    max_requests_per_connection: int,
+) -> int:
+    """Requests for a ``-n`` run of about ``duration_s``, at most the per-connection cap each."""
+    probe = h2load_run(url, body, concurrency, ["-D", "1"], headers, core, 1)
+    per_connection = int(probe.requests_per_s * duration_s / concurrency)
+    return concurrency * max(1, min(per_connection, max_requests_per_connection))
+
+
+def h2load_run(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    timing: list[str],
+    headers: dict[str, str] | None,
+    core: str | None,
+    streams_per_connection: int = 1,
+) -> H2loadResult:
+    """One h2load run; ``timing`` is ``["-D", seconds]`` or ``["-n", requests]`` (and options)."""
     with tempfile.TemporaryDirectory() as tmp:
         body_path = Path(tmp) / "body.bin"
         body_path.write_bytes(body)
@@ -213,9 +255,7 @@ def run_h2load(
                 str(concurrency),
                 "-m",
                 str(streams_per_connection),
-                "-D",
-                str(duration_s),
-                *(["--warm-up-time", str(warm_up_s)] if warm_up_s else []),
+                *timing,
                 *header_args,
                 "-d",
                 str(body_path),

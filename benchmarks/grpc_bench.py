@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,12 +37,15 @@ from benchmarks._harness import (
     EXAMPLES,
     ROOT,
     WrkResult,
+    _to_ms,
     free_port,
+    h2load_request_budget,
     markdown_table,
     taskset,
     wait_ready,
 )
 from oipserve.protocol.messages import pb
+from oipserve.transport.grpc.http2 import STREAMS_PER_CONNECTION
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 IRIS_ROW = np.array([[5.1, 3.5, 1.4, 0.2]], dtype="<f4")
@@ -84,6 +88,13 @@ def _percentile_ms(latencies_us: list[float], q: float) -> float:
 def run_h2load(
     target: str, body: bytes, concurrency: int, duration_s: int, core: str | None = "1"
 ) -> WrkResult:
+    # h2load does not follow the GOAWAY with which the server recycles a connection after
+    # STREAMS_PER_CONNECTION calls: send a fixed number of requests, about duration_s worth
+    headers = {"content-type": "application/grpc", "te": "trailers"}
+    url = f"http://{target}{METHOD}"
+    total = h2load_request_budget(
+        url, body, concurrency, duration_s, headers, core, STREAMS_PER_CONNECTION
+    )
     with tempfile.TemporaryDirectory() as tmp:
         body_path = Path(tmp) / "body.bin"
         body_path.write_bytes(body)
@@ -98,10 +109,8 @@ def run_h2load(
                 str(concurrency),
                 "-m",
                 "1",
-                "-D",
-                str(duration_s),
-                "--warm-up-time",
-                "1",
+                "-n",
+                str(total),
                 "-d",
                 str(body_path),
                 "-H",
@@ -110,7 +119,7 @@ def run_h2load(
                 "te: trailers",
                 "--log-file",
                 str(log_path),
-                f"http://{target}{METHOD}",
+                url,
             ],
             check=True,
             capture_output=True,
@@ -122,9 +131,11 @@ def run_h2load(
     for line in out.splitlines():  # "requests: N total, N started, N done, N succeeded, N failed"
         if line.startswith("requests:"):
             errors = max(errors, int(line.split(",")[4].split()[0]))
+    finished = re.search(r"finished in (\S+),", out)
+    elapsed_s = _to_ms(finished.group(1)) / 1000 if finished else float(duration_s)
     return WrkResult(
         concurrency,
-        len(latencies) / duration_s,
+        len(latencies) / elapsed_s,
         _percentile_ms(latencies, 50),
         _percentile_ms(latencies, 99),
         errors,

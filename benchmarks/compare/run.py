@@ -64,6 +64,7 @@ from benchmarks.compare.payloads import GRPC_HEADERS, GRPC_PATH, Payload, forest
 from benchmarks.compare.report import Results, Sample, StartSample, machine, ratio_table, render
 from benchmarks.compare.servers import Running, ServerSpec, log_tail, memory, running
 from oipserve.protocol.messages import pb
+from oipserve.transport.grpc.http2 import STREAMS_PER_CONNECTION
 
 HERE = Path(__file__).resolve().parent
 DOCS = ROOT / "docs" / "performance-compare.md"
@@ -205,7 +206,13 @@ class Bench:
             return Sample(rest.requests_per_s, rest.errors)
         url = f"http://{server.grpc_target}{GRPC_PATH}"
         h2 = run_h2load(
-            url, payload.body, concurrency, seconds, headers=GRPC_HEADERS, core=LOAD_CORE
+            url,
+            payload.body,
+            concurrency,
+            seconds,
+            headers=GRPC_HEADERS,
+            core=LOAD_CORE,
+            max_requests_per_connection=STREAMS_PER_CONNECTION,
         )
         return Sample(h2.requests_per_s, h2.errors)
 

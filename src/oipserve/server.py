@@ -1,6 +1,7 @@
 """Builds everything from :class:`Settings` and runs it: start-up, serving, graceful shutdown.
 
-REST (uvicorn with uvloop and httptools) and gRPC (grpc.aio) share one event loop. The listeners
+REST (uvicorn with uvloop and httptools) and gRPC (our server on zttp,
+``transport/grpc/http2.py``) share one event loop. The listeners
 start first (health probes answer, not ready, while models load), then
 :meth:`~oipserve.dataplane.DataPlane.start` loads the start-up models. SIGINT and SIGTERM stop both
 listeners, let requests in flight finish, then unload the models. A server that cannot start

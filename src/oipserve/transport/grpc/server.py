@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import grpc
-
 from oipserve.dataplane import DataPlane
+from oipserve.transport.grpc.http2 import GrpcServer
 from oipserve.transport.grpc.service import (
     HealthServicer,
     InferenceServicer,
@@ -22,25 +21,21 @@ def grpc_address(host: str, port: int) -> str:
 
 async def start_grpc_server(
     dataplane: DataPlane, host: str, port: int, max_message_bytes: int
-) -> grpc.aio.Server:
+) -> GrpcServer:
     """Serve ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on ``host:port``.
 
-    Must be awaited inside the running event loop that also runs uvicorn: grpc.aio binds the
-    server to the current loop, and inference goes through ``dataplane.infer``, which never blocks
-    it. Messages up to ``max_message_bytes`` are accepted and sent; a larger one gets
-    ``RESOURCE_EXHAUSTED`` from grpc itself and the server keeps serving. ``SO_REUSEPORT`` is off,
-    so a port that is taken fails here (:class:`RuntimeError`) instead of being shared silently.
+    Must be awaited inside the running event loop that also runs uvicorn: the server
+    (:class:`~oipserve.transport.grpc.http2.GrpcServer`) runs its calls as tasks on that loop, and
+    inference goes through ``dataplane.infer``, which never blocks it. Messages up to
+    ``max_message_bytes`` are accepted and sent; a larger one gets ``RESOURCE_EXHAUSTED`` and the
+    server keeps serving. ``SO_REUSEPORT`` is off, so a port that is taken fails here
+    (:class:`RuntimeError`) instead of being shared silently.
 
-    Stop it with ``await server.stop(grace)``: new calls are refused at once, calls in flight get
-    ``grace`` seconds to finish (``None``: they are cancelled now), then the listener closes. Do
-    it before the registry unloads the models.
+    Stop it with ``await server.stop(grace)``: new calls are refused at once (``GOAWAY``), calls
+    in flight get ``grace`` seconds to finish (``None``: they are cancelled now), then the
+    connections close. Do it before the registry unloads the models.
     """
-    options = [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
-    server = grpc.aio.server(options=options)
+    server = GrpcServer(max_message_bytes)
     server.add_generic_rpc_handlers(
         (
             inference_handler(InferenceServicer(dataplane)),
@@ -49,10 +44,7 @@ async def start_grpc_server(
     )
     address = grpc_address(host, port)
     try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError as exc:
+        await server.start(host, port)
+    except OSError as exc:
         raise RuntimeError(f"could not listen for gRPC on {address}: {exc}") from exc
-    if bound == 0:
-        raise RuntimeError(f"could not listen for gRPC on {address}")
-    await server.start()
     return server

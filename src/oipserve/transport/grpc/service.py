@@ -1,4 +1,7 @@
-"""The gRPC transport: ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on grpc.aio.
+"""The gRPC transport: ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health``.
+
+The servicers are grpcio method handlers; ``http2.py`` serves them (the context they get is its
+:class:`~oipserve.transport.grpc.http2.CallContext`, grpc.aio's ``ServicerContext`` in part).
 
 Our messages live in the protobuf package ``oipserve.grpc.v2`` (PROTOCOL.md §0), so the service is
 registered by hand under its wire name with :func:`grpc.method_handlers_generic_handler`; the method

@@ -1,0 +1,1 @@
+"""The same trivial gRPC ModelInfer handler on each candidate server stack, side by side."""

@@ -1,0 +1,3 @@
+from benchmarks.grpc_floor.run import main
+
+main()
