@@ -41,6 +41,7 @@ from benchmarks._harness import (
     free_port,
     h2load_request_budget,
     markdown_table,
+    server_pinning,
     taskset,
     wait_ready,
 )
@@ -48,6 +49,7 @@ from oipserve.protocol.messages import pb
 from oipserve.transport.grpc.http2 import STREAMS_PER_CONNECTION
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
+STREAM_METHOD = "/inference.GRPCInferenceService/ModelStreamInfer"
 IRIS_ROW = np.array([[5.1, 3.5, 1.4, 0.2]], dtype="<f4")
 
 
@@ -85,13 +87,31 @@ def _percentile_ms(latencies_us: list[float], q: float) -> float:
     return float(np.percentile(latencies_us, q)) / 1000 if latencies_us else float("nan")
 
 
+def check_stream_once(target: str, request: pb.ModelInferRequest, messages: int) -> None:
+    """One ``ModelStreamInfer`` call carrying ``messages`` requests: as many answers, no error."""
+    with grpc.insecure_channel(target) as channel:
+        call = channel.stream_stream(
+            STREAM_METHOD,
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelStreamInferResponse.FromString,
+        )
+        responses = list(call(iter([request] * messages), timeout=30))
+    if len(responses) != messages or any(r.error_message for r in responses):
+        raise SystemExit(f"unexpected stream answer from {target}: {responses[:1]}")
+
+
 def run_h2load(
-    target: str, body: bytes, concurrency: int, duration_s: int, core: str | None = "1"
+    target: str,
+    body: bytes,
+    concurrency: int,
+    duration_s: int,
+    core: str | None = "1",
+    method: str = METHOD,
 ) -> WrkResult:
     # h2load does not follow the GOAWAY with which the server recycles a connection after
     # STREAMS_PER_CONNECTION calls: send a fixed number of requests, about duration_s worth
     headers = {"content-type": "application/grpc", "te": "trailers"}
-    url = f"http://{target}{METHOD}"
+    url = f"http://{target}{method}"
     total = h2load_request_budget(
         url, body, concurrency, duration_s, headers, core, STREAMS_PER_CONNECTION
     )
@@ -191,7 +211,7 @@ def oipserve_grpc(repository: Path, core: str | None = "0") -> Iterator[str]:
     with tempfile.NamedTemporaryFile(prefix="oipserve-grpc-bench-", suffix=".log") as log:
         process = subprocess.Popen(
             [
-                *taskset(core),
+                *server_pinning(core),
                 sys.executable,
                 "-m",
                 "oipserve",
@@ -227,6 +247,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--model", default="iris")
     parser.add_argument("--tool", choices=["auto", "h2load", "python"], default="auto")
+    parser.add_argument(
+        "--stream-messages",
+        type=int,
+        default=100,
+        help="also ModelStreamInfer calls carrying this many requests each (h2load; 0: off)",
+    )
     args = parser.parse_args()
     tool = args.tool
     if tool == "auto":
@@ -251,6 +277,17 @@ def main() -> None:
             else:
                 result = run_python(target, request, concurrency, args.duration)
             rows.append((f"{args.model} 1-row ModelInfer ({tool})", result))
+        if tool == "h2load" and args.stream_messages > 0:
+            n = args.stream_messages
+            check_stream_once(target, request, n)
+            for concurrency in args.concurrency:
+                body = grpc_frame(request) * n
+                per_stream = run_h2load(
+                    target, body, concurrency, args.duration, method=STREAM_METHOD
+                )
+                per_stream.requests_per_s *= n  # requests answered per second
+                case = f"{args.model} ModelStreamInfer, {n} requests per stream (latency: a stream)"
+                rows.append((case, per_stream))
     where = "server pinned to core 0, " if not args.url else ""
     client = "h2load on core 1" if tool == "h2load" else "grpc.aio client"
     print(markdown_table(f"gRPC, {where}{client}", rows))

@@ -51,7 +51,7 @@ MLSERVER_CONFIGS: dict[str, tuple[int | None, bool]] = {
 DESCRIPTIONS = {
     OIPSERVE: "oipserve serve (its defaults, --log-level warning)",
     FLOOR_ASGI: "bare ASGI handler on uvicorn + httptools + uvloop, fixed body (oipserve's)",
-    FLOOR_GRPC: "bare grpc.aio handler on uvloop, fixed ModelInferResponse bytes (oipserve's)",
+    FLOOR_GRPC: "bare gRPC handler on oipserve's stack (zttp + uvloop), fixed response bytes",
     RAW_PREDICT: "RandomForest predict() on the request's 1,000 rows in a loop, no server",
     "mlserver": "MLServer 1.7.1 defaults (parallel_workers=1), adaptive batching off",
     "mlserver-w0": "MLServer 1.7.1, parallel_workers=0 (inference in the server process)",

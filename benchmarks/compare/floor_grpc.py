@@ -1,41 +1,75 @@
-"""The gRPC floor: a bare grpc.aio handler (on uvloop) that returns a fixed ModelInferResponse.
+"""The gRPC floor: a bare gRPC handler on oipserve's stack (zttp HTTP/2, uvloop), fixed response.
 
     python floor_grpc.py PORT RESPONSE_FILE
 
 ``inference.GRPCInferenceService/ModelInfer`` answers every call with RESPONSE_FILE's bytes (a
-serialized ModelInferResponse), neither parsing the request nor building the response: the least any
-server on this gRPC stack can do per call.
+serialized ModelInferResponse), neither parsing the request nor building the response, in a task
+per call as oipserve's server runs calls: the least any server on this gRPC stack can do per call.
+(Before issue 12 the floor was a bare grpc.aio handler; ``benchmarks/grpc_floor`` compares the
+stacks.) Like oipserve's server it closes a connection with ``GOAWAY`` after
+``STREAMS_PER_CONNECTION`` calls, which zttp needs (see ``transport/grpc/http2.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
+from typing import cast
 
-import grpc
 import uvloop
+import zttp
 
-MAX_MESSAGE = 64 * 1024 * 1024
+from oipserve.transport.grpc.http2 import STREAMS_PER_CONNECTION
+
+_HEADERS = [(b"content-type", b"application/grpc")]
+_TRAILERS = [(b"grpc-status", b"0")]
+
+
+class FloorProtocol(asyncio.Protocol):
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.conn = zttp.Connection(zttp.SERVER, protocol=zttp.HTTP2)
+        self.transport: asyncio.Transport | None = None
+        self.calls = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.conn.initiate_connection()
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        loop = asyncio.get_running_loop()
+        while (event := self.conn.next_event()) is not zttp.NEED_DATA:
+            if isinstance(event, zttp.EndOfMessage):
+                task = loop.create_task(self.call(event.stream_id))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                self.calls += 1
+                if self.calls == STREAMS_PER_CONNECTION:
+                    self.conn.close(0, event.stream_id)
+        self.flush()
+
+    async def call(self, stream_id: int) -> None:
+        stream = self.conn.stream(stream_id)
+        stream.send_response(200, _HEADERS)
+        stream.send_data(self.answer)
+        stream.end_message(_TRAILERS)
+        self.flush()
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
 
 async def serve(port: int, response: bytes) -> None:
-    async def model_infer(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        return response
-
-    handler = grpc.method_handlers_generic_handler(
-        "inference.GRPCInferenceService",
-        {"ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer)},
-    )
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-        ]
-    )
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    answer = b"\x00" + len(response).to_bytes(4, "big") + response
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: FloorProtocol(answer), "127.0.0.1", port)
+    await server.serve_forever()
 
 
 def main(argv: list[str]) -> None:

@@ -13,8 +13,9 @@
    core 0 with every process it starts, and loads it from core 1 with the same request bytes:
    wrk (HTTP/1.1) for REST, h2load (h2c, a prebuilt gRPC frame) for gRPC. Before loading, one
    request per case is checked with a plain client (status, output name; gRPC status too, which
-   h2load cannot see). Floors: a bare ASGI app on uvicorn + httptools + uvloop and a bare
-   grpc.aio handler, each answering oipserve's own response bytes without looking at the request.
+   h2load cannot see). Floors: a bare ASGI app on uvicorn + httptools + uvloop and a bare gRPC
+   handler on oipserve's gRPC stack (zttp + uvloop), each answering oipserve's own response bytes
+   without looking at the request.
    For the RandomForest the floor is ``predict`` in a loop, pinned the same way.
 4. Cold start (spawn to ``/v2/health/ready`` = 200) and idle memory (RSS and PSS summed over the
    whole process tree, from /proc) with 1 and 10 models, median of several starts.

@@ -13,8 +13,10 @@ does not follow the ``GOAWAY`` with which oipserve's server recycles a connectio
 interleaved (round 1 runs every candidate, then round 2, ...) so that noise from anything else on
 the machine hits all alike; the table gives the median and the range, and the calls each server
 answered per CPU-second it used (from ``/proc``), which depends much less on what else the
-machine runs than calls per wall-clock second do. A candidate whose library
-is missing is reported as such (``--python`` picks an interpreter whose environment has them).
+machine runs than calls per wall-clock second do. On a shared machine set ``BENCH_REALTIME=1``
+(the servers then run at a real-time priority, see ``benchmarks._harness.server_pinning``). A
+candidate whose library is missing is reported as such (``--python`` picks an interpreter whose
+environment has them).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import grpc
 
-from benchmarks._harness import ROOT, free_port, h2load_request_budget, h2load_run, taskset
+from benchmarks._harness import ROOT, free_port, h2load_request_budget, h2load_run, server_pinning
 from benchmarks.grpc_floor.handler import METHOD, frame, iris_request
 from benchmarks.grpc_floor.servers import CANDIDATES, ENVIRONMENT
 from oipserve.protocol.messages import pb
@@ -86,7 +88,7 @@ def candidate_server(name: str, python: str) -> Iterator[tuple[str, int]]:
     env.update(ENVIRONMENT.get(name, {}))
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [*taskset("0"), python, "-m", "benchmarks.grpc_floor.servers", name, str(port)],
+            [*server_pinning("0"), python, "-m", "benchmarks.grpc_floor.servers", name, str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
