@@ -1,8 +1,9 @@
 """Deeply nested JSON in any REST body is a 400 naming the problem, never a 500 (issue #11, fix 8).
 
 Every endpoint that reads a body: inference (plain and versioned), repository index, load (its
-body and its ``config`` parameter, itself JSON) and unload. Each refusal happens before anything
-changes, so the shared session server is left as it was.
+body and its ``config`` parameter, itself JSON) and unload; and the one JSON a gRPC call carries,
+the repository load's ``config`` (INVALID_ARGUMENT). Each refusal happens before anything changes,
+so the shared session server is left as it was.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import grpc
 import httpx
 import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from tests.serving import RunningServer
 
@@ -87,3 +91,16 @@ def test_repository_load_config_parameter(client: httpx.Client, depth: int) -> N
     assert_too_deep(reply)
     assert "config" in reply.json()["error"]
     assert_still_serving(client)
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_grpc_repository_load_config(server: RunningServer, depth: int) -> None:
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        with pytest.raises(InferenceServerException) as caught:
+            client.load_model("simple", config=f'{{"parameters":{nested(depth)}}}')
+        assert caught.value.status() == str(grpc.StatusCode.INVALID_ARGUMENT)
+        assert "nested too deeply" in caught.value.message()
+        assert client.is_model_ready("simple")
+    finally:
+        client.close()
