@@ -361,7 +361,7 @@ class _Call:
         self.headers = headers
         self.deadline = deadline
         self.encoding = encoding
-        self.buffer = b""
+        self.buffer = bytearray()  # the start of a message whose end has not arrived
         self.messages: list[bytes] = []
         self.inbox: asyncio.Queue[bytes | None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -373,23 +373,35 @@ class _Call:
     # -- reading (called from data_received) ---------------------------------------------------
 
     def feed(self, data: bytes) -> None:
+        """Split what arrived into messages; a partial message waits in ``buffer``.
+
+        The usual case, whole messages in one DATA event, is read from ``data`` without a copy;
+        otherwise bytes accumulate in a ``bytearray`` (appending is amortized O(1), so a message
+        of many megabytes arriving in 16 KiB frames is not copied over and over).
+        """
         if self.done or self.failure is not None:
             return
-        buffer = self.buffer + data if self.buffer else data
+        buffer: bytes | bytearray = data
+        if self.buffer:
+            self.buffer += data
+            buffer = self.buffer
         limit = self.connection.server.max_message_bytes
-        while len(buffer) >= wire.PREFIX_BYTES:
-            length = int.from_bytes(buffer[1:5], "big")
+        offset = 0
+        while len(buffer) - offset >= wire.PREFIX_BYTES:
+            length = int.from_bytes(buffer[offset + 1 : offset + 5], "big")
             if length > limit:
                 self.fail_reading(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"Received message larger than max ({length} vs. {limit})",
                 )
                 return
-            end = wire.PREFIX_BYTES + length
+            end = offset + wire.PREFIX_BYTES + length
             if len(buffer) < end:
                 break
-            message = buffer[wire.PREFIX_BYTES : end]
-            if buffer[0]:
+            message = bytes(buffer[offset + wire.PREFIX_BYTES : end])
+            compressed = buffer[offset]
+            offset = end
+            if compressed:
                 try:
                     message = wire.decompress(self.encoding, message)
                 except OIPServeError as error:
@@ -401,12 +413,14 @@ class _Call:
                         f"Received message larger than max ({len(message)} vs. {limit})",
                     )
                     return
-            buffer = buffer[end:]
             if self.inbox is not None:
                 self.inbox.put_nowait(message)
             else:
                 self.messages.append(message)
-        self.buffer = buffer
+        if buffer is self.buffer:
+            del self.buffer[:offset]
+        elif offset < len(buffer):
+            self.buffer = bytearray(buffer[offset:])
 
     def end_of_requests(self) -> None:
         if self.failure is not None or self.done:
@@ -422,7 +436,7 @@ class _Call:
     def fail_reading(self, code: grpc.StatusCode, details: str) -> None:
         """A request that cannot be read: end the call with ``code`` now."""
         self.failure = _Abort(code, details)
-        self.buffer = b""
+        self.buffer = bytearray()
         if self.task is not None:
             self.task.cancel()
         else:
