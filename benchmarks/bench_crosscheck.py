@@ -155,8 +155,9 @@ def _perf_analyzer_throughput(
     tool: list[str], url: str, concurrency: int, duration: float
 ) -> float:
     """perf_analyzer's client-side throughput at ``concurrency`` (its default binary requests of
-    one ``[1, 4]`` row). It exits non-zero when its windows never agree within
-    ``--stability-percentage``, which a busy machine can cause; its last window is used then."""
+    one ``[1, 4]`` row). Its stability rule (three windows within a percentage) is relaxed to
+    1000%: on a busy machine it otherwise never reports; the figure is still the average of its
+    last three windows, as the wrk and bench figures are medians of their runs."""
     done = subprocess.run(
         [
             *taskset(LOAD_CORE),
@@ -172,7 +173,7 @@ def _perf_analyzer_throughput(
             "--measurement-interval",
             str(int(duration * 1000)),
             "--stability-percentage",
-            "20",
+            "1000",
             "--shape",
             "input-0:1,4",
         ],
