@@ -70,9 +70,14 @@ def _wait_until_listening(server: RunningServer, wait_ready: bool) -> None:
 
 @contextmanager
 def serve(
-    repository: Path, *extra_args: str, tmp_dir: Path, wait_ready: bool = True
+    repository: Path,
+    *extra_args: str,
+    tmp_dir: Path,
+    wait_ready: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningServer]:
-    """Run ``oipserve serve repository`` until the block ends; stop it with SIGTERM."""
+    """Run ``oipserve serve repository`` until the block ends; stop it with SIGTERM. ``env`` adds
+    to the environment."""
     http_port, grpc_port = free_port(), free_port()
     command = [
         sys.executable,
@@ -89,7 +94,7 @@ def serve(
         *extra_args,
     ]
     with run_command(
-        command, http_port, grpc_port, tmp_dir=tmp_dir, wait_ready=wait_ready
+        command, http_port, grpc_port, tmp_dir=tmp_dir, wait_ready=wait_ready, env=env
     ) as running:
         yield running
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from oipserve.auth import AccessPolicy, Category, ConfigError
 from oipserve.dataplane import DataPlane
 from oipserve.errors import StartupError
 from oipserve.execution.executor import Executor
@@ -75,8 +76,17 @@ class Server:
             model_control_mode=settings.model_control_mode,
             strict_readiness=settings.strict_readiness,
         )
+        try:
+            self.policy = AccessPolicy.from_options(
+                settings.http_restricted_api, settings.grpc_restricted_protocol, settings.api_key
+            )
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
         self.http_app = HTTPApp(
-            self.dataplane, settings.http_max_request_bytes, _extra_mounts(settings)
+            self.dataplane,
+            settings.http_max_request_bytes,
+            _extra_mounts(settings),
+            policy=self.policy,
         )
         self._stop = asyncio.Event()
         self._http: _UvicornServer | None = None
@@ -139,6 +149,7 @@ class Server:
                 self.settings.host,
                 self.settings.grpc_port,
                 self.settings.grpc_max_message_bytes,
+                policy=self.policy,
             )
         except RuntimeError as exc:
             self._http.should_exit = True
@@ -184,10 +195,11 @@ class Server:
         logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
         logger.info("gRPC API at %s:%d", host, self.settings.grpc_port)
         logger.info("model control mode: %s", self.settings.model_control_mode)
-        if self.settings.allow_model_upload:
+        if self.settings.allow_model_upload and not self.policy.guards(Category.MODEL_REPOSITORY):
             logger.warning(
                 "--allow-model-upload: clients of the repository API can send model files, "
-                "which are code the server runs; restrict the model-repository API with a key"
+                "which are code the server runs; restrict the model-repository API with a key "
+                "(--api-key, or --http-restricted-api and --grpc-restricted-protocol)"
             )
 
 

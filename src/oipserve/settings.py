@@ -5,7 +5,7 @@ Nothing is read at import time; ``Settings(...)`` is all a test needs to build a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, get_args
 
@@ -29,6 +29,14 @@ class Settings:
     Off by default: model files are code (pickles, ``model.py``)."""
     model_upload_max_mb: float = 64
     """The total size of one load request's files, in MiB (with uploads allowed)."""
+    http_restricted_api: tuple[str, ...] = ()
+    """Triton's ``--http-restricted-api`` values, ``<categories>:<header>=<value>`` each."""
+    grpc_restricted_protocol: tuple[str, ...] = ()
+    """Triton's ``--grpc-restricted-protocol`` values (the metadata key gets Triton's prefix
+    ``triton-grpc-protocol-``)."""
+    api_key: str | None = field(default=None, repr=False)
+    """Require ``Authorization: Bearer <api_key>`` on every API but health, metrics and the
+    console's files."""
     # -- ------------------------------------------------------------------------------------------
     strict_readiness: bool = True
     model_control_mode: ControlMode = "explicit"

@@ -41,6 +41,8 @@ def offenders(prefix: str, forbidden: tuple[str, ...]) -> list[str]:
                 "oipserve.repository.layout",
             ),
         ),
+        # access checks are transport-neutral: both transports (and any later stack) call them
+        ("oipserve.auth", ("oipserve.transport", "oipserve.dataplane", "grpc", "uvicorn")),
         # transports render domain values; the registry's types stay behind the dataplane
         ("oipserve.transport", ("oipserve.registry", "oipserve.execution", "oipserve.runtimes")),
         # the dataplane neither reads folders and configs nor speaks protobuf

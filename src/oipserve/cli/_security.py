@@ -34,6 +34,32 @@ _OPTIONS: list[Callable[[F], F]] = [
         envvar="OIPSERVE_MODEL_UPLOAD_MAX_MB",
         help="Total size of one load request's files, in MiB.",
     ),
+    click.option(
+        "--http-restricted-api",
+        multiple=True,
+        envvar="OIPSERVE_HTTP_RESTRICTED_API",
+        metavar="CATEGORIES:KEY=VALUE",
+        help="Triton's restricted APIs: requests to these categories (comma-separated: health, "
+        "metadata, inference, shared-memory, model-config, model-repository, statistics, trace, "
+        "logging) need header KEY: VALUE, else 403. Repeatable; a category in one group only.",
+    ),
+    click.option(
+        "--grpc-restricted-protocol",
+        multiple=True,
+        envvar="OIPSERVE_GRPC_RESTRICTED_PROTOCOL",
+        metavar="CATEGORIES:KEY=VALUE",
+        help="Triton's restricted gRPC protocols: calls in these categories need metadata "
+        "'triton-grpc-protocol-KEY: VALUE', else UNAVAILABLE. Repeatable.",
+    ),
+    click.option(
+        "--api-key",
+        envvar="OIPSERVE_API_KEY",
+        default=None,
+        show_default=False,
+        help="Require 'Authorization: Bearer <key>' (gRPC metadata 'authorization') on every API "
+        "except health, /metrics and the console's files; else 401 / UNAUTHENTICATED. Prefer the "
+        "environment variable: a command line is visible to other users.",
+    ),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from oipserve.auth import AccessPolicy
 from oipserve.dataplane import DataPlane
 from oipserve.transport.grpc.http2 import GrpcServer
 from oipserve.transport.grpc.service import (
@@ -20,13 +21,19 @@ def grpc_address(host: str, port: int) -> str:
 
 
 async def start_grpc_server(
-    dataplane: DataPlane, host: str, port: int, max_message_bytes: int
+    dataplane: DataPlane,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    *,
+    policy: AccessPolicy | None = None,
 ) -> GrpcServer:
     """Serve ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on ``host:port``.
 
     Must be awaited inside the running event loop that also runs uvicorn: the server
     (:class:`~oipserve.transport.grpc.http2.GrpcServer`) runs its calls as tasks on that loop, and
-    inference goes through ``dataplane.infer``, which never blocks it. Messages up to
+    inference goes through ``dataplane.infer``, which never blocks it. Every call is checked
+    against ``policy`` (:mod:`oipserve.auth`) first. Messages up to
     ``max_message_bytes`` are accepted and sent; a larger one gets ``RESOURCE_EXHAUSTED`` and the
     server keeps serving. ``SO_REUSEPORT`` is off, so a port that is taken fails here
     (:class:`RuntimeError`) instead of being shared silently.
@@ -38,8 +45,8 @@ async def start_grpc_server(
     server = GrpcServer(max_message_bytes)
     server.add_generic_rpc_handlers(
         (
-            inference_handler(InferenceServicer(dataplane)),
-            health_handler(HealthServicer(dataplane)),
+            inference_handler(InferenceServicer(dataplane), policy),
+            health_handler(HealthServicer(dataplane), policy),
         )
     )
     address = grpc_address(host, port)

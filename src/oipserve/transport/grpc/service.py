@@ -29,6 +29,7 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 
+from oipserve.auth import AccessPolicy, Category, Refusal
 from oipserve.dataplane import DataPlane
 from oipserve.errors import InternalError, InvalidArgument, OIPServeError, Unsupported
 from oipserve.protocol.messages import SERVICE_NAME, pb
@@ -347,9 +348,63 @@ class HealthServicer:
 
 # -- registration ------------------------------------------------------------------------------
 
+RPC_CATEGORY: Final[dict[str, Category]] = {
+    "ServerLive": Category.HEALTH,
+    "ServerReady": Category.HEALTH,
+    "ModelReady": Category.HEALTH,
+    "ServerMetadata": Category.METADATA,
+    "ModelMetadata": Category.METADATA,
+    "ModelInfer": Category.INFERENCE,
+    "ModelStreamInfer": Category.INFERENCE,
+    "ModelConfig": Category.MODEL_CONFIG,
+    "ModelStatistics": Category.STATISTICS,
+    "RepositoryIndex": Category.MODEL_REPOSITORY,
+    "RepositoryModelLoad": Category.MODEL_REPOSITORY,
+    "RepositoryModelUnload": Category.MODEL_REPOSITORY,
+    "SystemSharedMemoryStatus": Category.SHARED_MEMORY,
+    "SystemSharedMemoryRegister": Category.SHARED_MEMORY,
+    "SystemSharedMemoryUnregister": Category.SHARED_MEMORY,
+    "CudaSharedMemoryStatus": Category.SHARED_MEMORY,
+    "CudaSharedMemoryRegister": Category.SHARED_MEMORY,
+    "CudaSharedMemoryUnregister": Category.SHARED_MEMORY,
+    "TraceSetting": Category.TRACE,
+    "LogSettings": Category.LOGGING,
+    # grpc.health.v1.Health: Triton guards it with the health category too
+    "Check": Category.HEALTH,
+    "Watch": Category.HEALTH,
+}
+"""Each rpc's restricted-protocol category, as Triton's ``grpc_server.cc`` assigns them; an rpc
+missing here fails at start-up (``_method_handlers``), so a new rpc cannot go unguarded."""
 
-def _guard_unary(rpc: str, behaviour: Unary) -> Unary:
+REFUSAL_CODE: Final = {
+    "restricted": grpc.StatusCode.UNAVAILABLE,  # Triton's choice for a restricted protocol
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+}
+
+Check: TypeAlias = Callable[[Context], "Refusal | None"]
+
+
+def access_check(policy: AccessPolicy | None, rpc: str) -> Check | None:
+    """The access check of one rpc (None when the policy checks nothing): the stack-neutral
+    :meth:`AccessPolicy.check_grpc` over the call's invocation metadata."""
+    category = RPC_CATEGORY[rpc]
+    if policy is None or not policy.active:
+        return None
+
+    def check(context: Context) -> Refusal | None:
+        return policy.check_grpc(category, context.invocation_metadata())
+
+    return check
+
+
+async def _refuse(context: Context, refusal: Refusal) -> None:
+    await context.abort(REFUSAL_CODE[refusal.kind], refusal.message)
+
+
+def _guard_unary(rpc: str, behaviour: Unary, check: Check | None = None) -> Unary:
     async def handler(request: Any, context: Context) -> Any:
+        if check is not None and (refusal := check(context)) is not None:
+            await _refuse(context, refusal)
         try:
             return await behaviour(request, context)
         except grpc.aio.AbortError:
@@ -363,8 +418,10 @@ def _guard_unary(rpc: str, behaviour: Unary) -> Unary:
     return handler
 
 
-def _guard_stream(rpc: str, behaviour: Streaming) -> Streaming:
+def _guard_stream(rpc: str, behaviour: Streaming, check: Check | None = None) -> Streaming:
     async def handler(requests: Any, context: Context) -> None:
+        if check is not None and (refusal := check(context)) is not None:
+            await _refuse(context, refusal)
         try:
             await behaviour(requests, context)
         except grpc.aio.AbortError:
@@ -384,28 +441,31 @@ Method: TypeAlias = "tuple[str, type[Message], type[Message], RpcKind]"
 
 
 def _method_handlers(
-    servicer: object, methods: list[Method]
+    servicer: object, methods: list[Method], policy: AccessPolicy | None = None
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for name, request_type, response_type, kind in methods:
         behaviour = getattr(servicer, name, None)
         if behaviour is None:
             raise TypeError(f"{type(servicer).__name__} has no method for rpc {name}")
+        if name not in RPC_CATEGORY:
+            raise TypeError(f"rpc {name} has no restricted-protocol category (RPC_CATEGORY)")
+        check = access_check(policy, name)
         codec: dict[str, Any] = {
             "request_deserializer": request_type.FromString,
             "response_serializer": response_type.SerializeToString,
         }
         if kind == "unary":
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                _guard_unary(name, behaviour), **codec
+                _guard_unary(name, behaviour, check), **codec
             )
         elif kind == "bidi":
             handlers[name] = grpc.stream_stream_rpc_method_handler(
-                _guard_stream(name, behaviour), **codec
+                _guard_stream(name, behaviour, check), **codec
             )
         else:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _guard_stream(name, behaviour), **codec
+                _guard_stream(name, behaviour, check), **codec
             )
     return handlers
 
@@ -424,14 +484,19 @@ def _inference_methods() -> list[Method]:
     return methods
 
 
-def inference_handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler[Any, Any]:
-    """The generic handler serving ``servicer`` as ``inference.GRPCInferenceService``."""
+def inference_handler(
+    servicer: InferenceServicer, policy: AccessPolicy | None = None
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """The generic handler serving ``servicer`` as ``inference.GRPCInferenceService``, each rpc
+    checked against ``policy`` (:mod:`oipserve.auth`) first."""
     return grpc.method_handlers_generic_handler(
-        SERVICE_NAME, _method_handlers(servicer, _inference_methods())
+        SERVICE_NAME, _method_handlers(servicer, _inference_methods(), policy)
     )
 
 
-def health_handler(servicer: HealthServicer) -> grpc.GenericRpcHandler[Any, Any]:
+def health_handler(
+    servicer: HealthServicer, policy: AccessPolicy | None = None
+) -> grpc.GenericRpcHandler[Any, Any]:
     """The generic handler serving ``servicer`` as ``grpc.health.v1.Health``."""
     request, response = health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
     methods: list[Method] = [
@@ -439,5 +504,5 @@ def health_handler(servicer: HealthServicer) -> grpc.GenericRpcHandler[Any, Any]
         ("Watch", request, response, "server_stream"),
     ]
     return grpc.method_handlers_generic_handler(
-        HEALTH_SERVICE_NAME, _method_handlers(servicer, methods)
+        HEALTH_SERVICE_NAME, _method_handlers(servicer, methods, policy)
     )

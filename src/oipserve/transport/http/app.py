@@ -5,7 +5,8 @@ routing regexes); a direct ASGI callable over a route table of our own (:mod:`.r
 request and response plumbing in :mod:`.asgi`, keeps per-request overhead to a few microseconds.
 The OIP handlers live in :mod:`.handlers_v2`; each front end is a :class:`~.routing.Mount`.
 
-Per request: match the route (404 / 405 otherwise), call its handler, compress the answer when the
+Per request: match the route (404 / 405 otherwise), check access (:mod:`oipserve.auth`: the route's
+restricted-API category and the API key; 403 / 401), call its handler, compress the answer when the
 route says so and the client's ``Accept-Encoding`` asks (inference only, as Triton), send it. An
 :class:`~oipserve.errors.OIPServeError` becomes the mount's error body (``{"error": ...}`` for
 ``/v2``, through the one status table in :mod:`.errors`); any other exception is a 500 and logged.
@@ -16,8 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from oipserve.auth import AccessPolicy, Refusal
 from oipserve.dataplane import DataPlane
-from oipserve.errors import InternalError, OIPServeError
+from oipserve.errors import InternalError, OIPServeError, PermissionDenied, Unauthenticated
 from oipserve.transport.http import compression
 from oipserve.transport.http.asgi import (
     BaseResponse,
@@ -43,9 +45,12 @@ class HTTPApp:
         dataplane: DataPlane,
         max_request_bytes: int,
         extra_mounts: Sequence[Mount] = (),
+        policy: AccessPolicy | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
+        self.policy = policy if policy is not None and policy.active else None
+        """The restricted-API and API-key checks (:mod:`oipserve.auth`); None: nothing to check."""
         self.v2 = V2API(dataplane)
         self.router = Router([Mount("/v2", self.v2.routes(), name="v2"), *extra_mounts])
 
@@ -60,6 +65,12 @@ class HTTPApp:
         try:
             match = self.router.match(method, raw_path)
             route = match.route
+            headers = dict(scope["headers"])
+            if self.policy is not None:
+                category = route.category if route is not None else match.mount.category
+                refusal = self.policy.check_http(category, headers)
+                if refusal is not None:
+                    raise _refused(refusal)
             if route is None:  # a whole ASGI application mounted under a prefix
                 assert match.mount.app is not None
                 child = dict(scope, root_path=scope.get("root_path", "") + match.mount.prefix)
@@ -67,7 +78,6 @@ class HTTPApp:
                 child["raw_path"] = match.path.encode("latin-1", "replace")
                 await match.mount.app(child, receive, send)
                 return
-            headers = dict(scope["headers"])
             response = await route.handler(
                 Request(method, headers, receive, match.params, self.max_request_bytes)
             )
@@ -95,6 +105,13 @@ class HTTPApp:
         if mount is not None and mount.render_error is not None:
             return mount.render_error(error)
         return error_response(error)
+
+
+def _refused(refusal: Refusal) -> OIPServeError:
+    """A refusal as the error the mount renders: Triton's restricted-API 403, or 401."""
+    if refusal.kind == "restricted":
+        return PermissionDenied(refusal.message)
+    return Unauthenticated(refusal.message)
 
 
 def _compress(response: BaseResponse, accept: bytes) -> None:

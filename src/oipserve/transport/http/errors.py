@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from oipserve.errors import ErrorKind, OIPServeError, QueueFull
+from oipserve.errors import ErrorKind, OIPServeError, QueueFull, Unauthenticated
 from oipserve.protocol import codec
 from oipserve.transport.http import compression
 from oipserve.transport.http.asgi import Response
@@ -33,6 +33,8 @@ def error_response(error: OIPServeError) -> Response:
     response = Response(status_of(error.kind), codec.encode({"error": error.message}))
     if isinstance(error, QueueFull):
         response.headers.append((b"retry-after", str(error.retry_after_s).encode()))
+    if isinstance(error, Unauthenticated):
+        response.headers.append((b"www-authenticate", b"Bearer"))
     if isinstance(error, compression.UnsupportedEncoding):
         response.headers.append((b"accept-encoding", b"gzip, deflate"))
     return response

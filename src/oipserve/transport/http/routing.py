@@ -25,19 +25,21 @@ of dicts (a trailing ``/`` is ignored): no regular expression runs per request, 
 what the hand-written if-chain it replaced did. A path no route matches is 404 ``Not Found``; a
 path some route matches with another method is 405 ``Method Not Allowed`` (PROTOCOL.md §0).
 
-Each route carries its restricted-API :class:`Category` (Triton's ``--http-restricted-api``
-groups, ``src/restricted_features.h`` in triton-inference-server/server), so access checks are a
-lookup on the matched route, never a list of paths kept beside the table.
+Each route carries its restricted-API :class:`~oipserve.auth.Category` (Triton's
+``--http-restricted-api`` groups, ``src/restricted_features.h`` in triton-inference-server/server),
+so access checks (:mod:`oipserve.auth`) are a lookup on the matched route, never a list of paths
+kept beside the table: a route added later is covered by construction. A route with no category
+(``/metrics``, the console's static files) is open to everyone.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from oipserve.auth import Category
 from oipserve.errors import MethodNotAllowed, NotFound
 
 if TYPE_CHECKING:
@@ -46,20 +48,6 @@ if TYPE_CHECKING:
 Handler = Callable[["Request"], Awaitable["BaseResponse"]]
 
 _KINDS = ("str", "int", "path")
-
-
-class Category(enum.StrEnum):
-    """Triton's restricted-API categories (``--http-restricted-api=<category>:<key>=<value>``)."""
-
-    HEALTH = "health"
-    METADATA = "metadata"
-    INFERENCE = "inference"
-    SHARED_MEMORY = "shared-memory"
-    MODEL_CONFIG = "model-config"
-    MODEL_REPOSITORY = "model-repository"
-    STATISTICS = "statistics"
-    TRACE = "trace"
-    LOGGING = "logging"
 
 
 class Route:
@@ -303,3 +291,6 @@ class Router:
 
 def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
+
+
+__all__ = ["Category", "Handler", "Match", "Mount", "Route", "Router"]
