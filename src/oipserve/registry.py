@@ -131,6 +131,8 @@ class Registry:
         a model with no version serving; shown in the index without a version."""
         self._expected: set[str] = set()
         """Models announced for loading (start-up) whose load has not finished yet."""
+        self._retiring: set[asyncio.Task[None]] = set()
+        """Versions being retired because their instance gave up."""
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -389,7 +391,24 @@ class Registry:
                 logger.info("model '%s' version %s is unloaded", name, version)
             self._drop_override_folder(name)
 
+    def instance_unavailable(self, instance: ModelInstance, reason: str) -> None:
+        """Execution gave up on ``instance`` (its processes kept crashing): the version it ran
+        stops serving and is UNAVAILABLE with ``reason``; its other versions keep serving."""
+        for name, versions in self._ready.items():
+            for version, loaded in versions.items():
+                if loaded.instance is instance:
+                    self._set_ready(name, {v: m for v, m in versions.items() if v != version})
+                    self._status.setdefault(name, {})[version] = _Status(
+                        ModelState.UNAVAILABLE, reason, failed=True
+                    )
+                    logger.error("model '%s' version %s is UNAVAILABLE: %s", name, version, reason)
+                    task = asyncio.get_running_loop().create_task(self._retire(loaded))
+                    self._retiring.add(task)
+                    task.add_done_callback(self._retiring.discard)
+                    return
+
     async def close(self) -> None:
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         for name in list(self._ready):
             await self.unload(name)
         for name in list(self._override_folders):

@@ -70,6 +70,7 @@ class Server:
             allow_uploads=settings.allow_model_upload,
             upload_max_bytes=settings.model_upload_max_bytes,
         )
+        self.execution.on_unavailable = self.registry.instance_unavailable
         self.dataplane = DataPlane(
             self.registry,
             server_name=settings.server_name,

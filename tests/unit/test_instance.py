@@ -207,13 +207,16 @@ def test_slots_share_one_object_unless_the_runtime_is_not_thread_safe(
     run(body)
 
 
-def test_the_default_factory_reserves_process_execution(tmp_path: Path) -> None:
+def test_the_default_factory_builds_what_execution_names(tmp_path: Path) -> None:
+    from oipserve.execution.process import ProcessInstance
+
     execution = Execution(Executor(max_workers=1))
     try:
         plain = spec(tmp_path, 1, True)
         assert isinstance(execution(plain), InProcessInstance)
-        process = InstanceSpec(plain.backend, plain.context, 1, "process")
-        with pytest.raises(ModelLoadError, match="execution = 'process' is not available yet"):
-            execution(process)
+        process = InstanceSpec(plain.backend, plain.context, 2, "process")
+        built = execution(process)
+        assert isinstance(built, ProcessInstance)
+        assert built.concurrency == 2
     finally:
         execution.shutdown()

@@ -17,8 +17,10 @@ Implementations:
   threads. An ``instance_group`` of *count* instances is *count* concurrency slots over one loaded
   object, unless the runtime declares ``thread_safe = False`` (see :class:`oipserve.Model`): then
   each slot is its own loaded copy.
-* ``execution = "process"`` (``[parameters]`` of the model's config) is reserved for process
-  instances (a later issue); today it fails the load with a clear error.
+* :class:`~oipserve.execution.process.ProcessInstance` (``execution = "process"`` in the
+  config's ``[parameters]``): each of the *count* instances is its own process holding a copy of
+  the model, tensors crossing through shared memory; a crash or hang fails only the batch that
+  process held, and the process is restarted.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from oipserve.model import InferRequest, InferResult, LoadContext, Model, Signat
 from oipserve.runtimes import instantiate
 
 ExecutionKind: TypeAlias = Literal["thread", "process"]
-"""Where a model's instances run: ``thread`` (in this process) or ``process`` (reserved)."""
+"""Where a model's instances run: ``thread`` (in this process) or ``process`` (one process each)."""
 EXECUTION_KINDS: Final[tuple[str, ...]] = get_args(ExecutionKind)
 
 
@@ -183,17 +185,42 @@ class Execution:
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self.on_unavailable: Callable[[ModelInstance, str], None] | None = None
+        """Told ``(instance, reason)`` when a process instance gives up after repeated crashes
+        (the registry then marks its version UNAVAILABLE with the reason)."""
 
     def __call__(self, spec: InstanceSpec) -> ModelInstance:
         if spec.execution == "thread":
             return InProcessInstance(spec, self.executor)
-        raise ModelLoadError(
-            f"model '{spec.name}': execution = '{spec.execution}' is not available yet; "
-            "remove it from [parameters] to run the model in the server process"
-        )
+        return _process_instance(spec, self._unavailable)
+
+    def _unavailable(self, instance: object, reason: str) -> None:
+        if self.on_unavailable is not None:
+            self.on_unavailable(instance, reason)  # type: ignore[arg-type]
 
     def shutdown(self) -> None:
         self.executor.shutdown()
+
+
+def _process_instance(
+    spec: InstanceSpec, on_unavailable: Callable[[object, str], None]
+) -> ModelInstance:
+    import msgspec
+
+    from oipserve.execution.process import ProcessInstance, execution_timeout
+
+    ctx = spec.context
+    return ProcessInstance(
+        backend=spec.backend,
+        name=ctx.name,
+        version=ctx.version,
+        path=ctx.path,
+        config=msgspec.msgpack.encode(ctx.config),
+        model_file=ctx.model_file,
+        count=spec.count,
+        timeout_s=execution_timeout(ctx.parameters, ctx.name),
+        on_unavailable=on_unavailable,
+    )
 
 
 def execution_kind(value: str, model: str) -> ExecutionKind:
