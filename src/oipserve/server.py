@@ -29,7 +29,7 @@ from oipserve.registry import Registry
 from oipserve.repository import poll
 from oipserve.repository.poll import RepositoryPoller
 from oipserve.settings import Settings
-from oipserve.transport.grpc.server import start_grpc_server
+from oipserve.transport.grpc.server import GRPCListener, start_grpc_server
 from oipserve.transport.http.access_log import AccessLog
 from oipserve.transport.http.app import HTTPApp
 from oipserve.transport.http.asgi import ASGIApp
@@ -91,6 +91,10 @@ class Server:
         )
         self._stop = asyncio.Event()
         self._http: _UvicornServer | None = None
+        self.http_port: int | None = None
+        """The REST port actually bound, once listening (``None`` while not, or when off)."""
+        self.grpc_port: int | None = None
+        """The gRPC port actually bound, once listening (``None`` while not, or when off)."""
         self.poller: RepositoryPoller | None = None
 
     def stop(self) -> None:
@@ -118,6 +122,50 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        http_task = await self._start_http() if self.settings.allow_http else None
+        try:
+            grpc_listener = await self._start_grpc() if self.settings.allow_grpc else None
+        except StartupError:
+            if http_task is not None:
+                await self._stop_http(http_task)
+            raise
+        await self.start()
+        # Everything built so far (frameworks, models, the server) lives as long as the process:
+        # move it out of the cyclic collector's reach, so a full collection no longer walks
+        # ~100k long-lived objects (a 45 ms pause, the whole p99 at concurrency 32).
+        gc.collect()
+        gc.freeze()
+        self._log_ready()
+        poll_task = None
+        if self.poller is not None:
+            poll_task = asyncio.create_task(self.poller.run(), name="oipserve-poll")
+            logger.info(
+                "polling %s for model changes every %gs",
+                self.settings.model_repository,
+                self.settings.repository_poll_secs,
+            )
+        stop_task = asyncio.create_task(self._stop.wait())
+        watched = {stop_task} if http_task is None else {stop_task, http_task}
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        logger.info("shutting down")
+        if poll_task is not None:
+            poll_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll_task
+        if http_task is not None:
+            assert self._http is not None
+            self._http.should_exit = True
+        if grpc_listener is not None:
+            await grpc_listener.server.stop(5)
+        if http_task is not None:
+            await http_task
+        stop_task.cancel()
+        await self.registry.close()
+        self.execution.shutdown()
+        logger.info("stopped")
+
+    async def _start_http(self) -> asyncio.Task[None]:
+        """Listen for REST first, so health probes answer (not ready) while models load."""
         app: ASGIApp = self.http_app
         if self.settings.access_log:  # a wrapper only when asked: nothing on the path otherwise
             app = AccessLog(app, self.http_app.router)
@@ -137,15 +185,23 @@ class Server:
         )
         self._http = _UvicornServer(config)
         http_task = asyncio.create_task(self._http.serve(), name="oipserve-http")
-        # listen first, so health probes answer (not ready) while models load
         while not self._http.started and not http_task.done():
             await asyncio.sleep(0.01)
         if http_task.done():  # uvicorn logged why (e.g. the address is in use)
             raise StartupError(
                 f"could not listen on {self.settings.host}:{self.settings.http_port}"
             )
+        self.http_port = _bound_port(self._http, self.settings.http_port)
+        return http_task
+
+    async def _stop_http(self, http_task: asyncio.Task[None]) -> None:
+        assert self._http is not None
+        self._http.should_exit = True
+        await http_task
+
+    async def _start_grpc(self) -> GRPCListener:
         try:
-            grpc_server = await start_grpc_server(
+            listener = await start_grpc_server(
                 self.dataplane,
                 self.settings.host,
                 self.settings.grpc_port,
@@ -153,39 +209,10 @@ class Server:
                 policy=self.policy,
             )
         except RuntimeError as exc:
-            self._http.should_exit = True
-            await http_task
             where = f"{self.settings.host}:{self.settings.grpc_port}"
             raise StartupError(f"could not listen for gRPC on {where}: {exc}") from None
-        await self.start()
-        # Everything built so far (frameworks, models, the server) lives as long as the process:
-        # move it out of the cyclic collector's reach, so a full collection no longer walks
-        # ~100k long-lived objects (a 45 ms pause, the whole p99 at concurrency 32).
-        gc.collect()
-        gc.freeze()
-        self._log_ready()
-        poll_task = None
-        if self.poller is not None:
-            poll_task = asyncio.create_task(self.poller.run(), name="oipserve-poll")
-            logger.info(
-                "polling %s for model changes every %gs",
-                self.settings.model_repository,
-                self.settings.repository_poll_secs,
-            )
-        stop_task = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        logger.info("shutting down")
-        if poll_task is not None:
-            poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poll_task
-        self._http.should_exit = True
-        await grpc_server.stop(5)
-        await http_task
-        stop_task.cancel()
-        await self.registry.close()
-        self.execution.shutdown()
-        logger.info("stopped")
+        self.grpc_port = listener.port
+        return listener
 
     def _log_ready(self) -> None:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
@@ -193,8 +220,14 @@ class Server:
         logger.info("models ready: %s", ", ".join(loaded) or "none")
         if not self.dataplane.ready():  # each failure was logged once, when it happened
             logger.warning("the server is not ready: a start-up model is not READY (see above)")
-        logger.info("REST API at http://%s:%d/v2", host, self.settings.http_port)
-        logger.info("gRPC API at %s:%d", host, self.settings.grpc_port)
+        if self.http_port is not None:
+            logger.info("REST API at http://%s:%d/v2", host, self.http_port)
+        else:
+            logger.info("REST API off (--allow-http=false)")
+        if self.grpc_port is not None:
+            logger.info("gRPC API at %s:%d", host, self.grpc_port)
+        else:
+            logger.info("gRPC API off (--allow-grpc=false)")
         logger.info("model control mode: %s", self.settings.model_control_mode)
         if self.settings.allow_model_upload and not self.policy.guards(Category.MODEL_REPOSITORY):
             logger.warning(
@@ -202,6 +235,15 @@ class Server:
                 "which are code the server runs; restrict the model-repository API with a key "
                 "(--api-key, or --http-restricted-api and --grpc-restricted-protocol)"
             )
+
+
+def _bound_port(http: uvicorn.Server, asked: int) -> int:
+    """The port uvicorn listens on: the one asked for, or the system's pick for port 0."""
+    for server in getattr(http, "servers", ()):
+        for sock in server.sockets:
+            port: int = sock.getsockname()[1]
+            return port
+    return asked
 
 
 def run(settings: Settings) -> None:

@@ -1,6 +1,15 @@
 """Server settings: one inert value, built by the CLI (flags = ``OIPSERVE_*`` env vars) or by code.
 
 Nothing is read at import time; ``Settings(...)`` is all a test needs to build a server.
+
+Each field is one setting, and the field is where it is defined: its name gives the CLI flag
+(``http_port`` → ``--http-port``) and the environment variable (``OIPSERVE_HTTP_PORT``), its type
+and default give the option's (``cli/_settings.py`` derives them; a ``bool`` is a switch taking
+an optional value, ``--allow-grpc`` / ``--allow-grpc=false``, a ``Literal`` a choice). Adding a
+setting is adding a field here and one ``setting_option("field", help)`` line in ``cli``;
+``tests/unit/test_settings_cli.py`` fails when a field has no option, an option no field, or a
+name breaks the rule. Checks that hold for every way of building settings live in
+``__post_init__`` (the CLI shows their message as a usage error).
 """
 
 from __future__ import annotations
@@ -8,6 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, get_args
+
+ENV_PREFIX: Final = "OIPSERVE_"
+"""Every setting's environment variable is this prefix and the field name in capitals."""
+PORT_RANGE: Final = range(65536)
+"""Ports a listener may take; 0 asks the system for a free one (the log says which)."""
+
+LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
+LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
 
 ControlMode: TypeAlias = Literal["explicit", "poll", "none"]
 """``--model-control-mode``, as Triton's: ``explicit`` (the repository API loads and unloads),
@@ -21,6 +38,10 @@ class Settings:
     host: str = "0.0.0.0"
     http_port: int = 8080
     grpc_port: int = 8081
+    allow_http: bool = True
+    """Serve the REST API (and everything else on the HTTP port)."""
+    allow_grpc: bool = True
+    """Serve the gRPC API."""
     http_max_request_mb: float = 64
     grpc_max_message_mb: float = 64
     # -- security (issue 13; the options in cli/_security.py) -----------------------------------
@@ -47,13 +68,26 @@ class Settings:
     repository (``poll`` and ``none`` always load every model)."""
     repository_poll_secs: float = 15
     """How often ``poll`` mode looks for changes in the repository folder."""
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     server_name: str = "oipserve"
     model_threads: int = 4
     allow_console: bool = True
     """Serve the web console at ``/`` on the HTTP port."""
     access_log: bool = False
     """Log one line per HTTP request on the ``oipserve.access`` logger."""
+
+    def __post_init__(self) -> None:
+        for name in ("http_port", "grpc_port"):
+            port = getattr(self, name)
+            if port not in PORT_RANGE:
+                raise ValueError(
+                    f"{name} must be a port number from 0 to 65535 (0: any free port), not {port}"
+                )
+        if not (self.allow_http or self.allow_grpc):
+            raise ValueError(
+                "allow_http and allow_grpc are both false: nothing would be served "
+                "(--allow-http=false --allow-grpc=false)"
+            )
 
     @property
     def http_max_request_bytes(self) -> int:

@@ -103,7 +103,7 @@ def test_model_control_flags(tmp_path: Path, captured: list[Settings]) -> None:
     assert result.exit_code == 0, result.output
     assert (captured[-1].model_control_mode, captured[-1].repository_poll_secs) == ("none", 2)
     result = CliRunner().invoke(
-        cli.main, ["serve", str(tmp_path)], env={"OIPSERVE_LOAD_MODEL": "a b"}
+        cli.main, ["serve", str(tmp_path)], env={"OIPSERVE_LOAD_MODELS": "a b"}
     )
     assert result.exit_code == 0, result.output
     assert captured[-1].load_models == ("a", "b")

@@ -1,20 +1,25 @@
 """The ``oipserve`` command: a thin click layer over :class:`oipserve.Settings`.
 
-Every option of ``serve`` is also an ``OIPSERVE_*`` environment variable (``--http-port`` ↔
-``OIPSERVE_HTTP_PORT``).
+Every option of ``serve`` is a field of :class:`~oipserve.settings.Settings`, derived from it by
+``setting_option`` (``cli/_settings.py``): ``--http-port`` ↔ ``OIPSERVE_HTTP_PORT`` ↔
+``Settings.http_port``.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
 from oipserve import __version__
 from oipserve.cli._security import security_options
-from oipserve.settings import CONTROL_MODES, ControlMode, Settings
+from oipserve.cli._settings import PORT, env_of, flag_of, setting_option
+from oipserve.settings import Settings
+
+ALIASES: Final = {"model_repository": "model_repository_option"}
+"""Settings given by an argument and an option both: the option's parameter name."""
 
 
 def _configure_logging(level: str) -> None:
@@ -39,114 +44,53 @@ def main() -> None:
     "model_repository",
     required=False,
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="OIPSERVE_MODEL_REPOSITORY",
+    envvar=env_of("model_repository"),
 )
 @click.option(
-    "--model-repository",
-    "model_repository_option",
+    flag_of("model_repository"),
+    ALIASES["model_repository"],
     type=click.Path(file_okay=False, path_type=Path),
     help="Alias of the MODEL_REPOSITORY argument (as Triton spells it).",
 )
-@click.option("--host", default="0.0.0.0", show_default=True, envvar="OIPSERVE_HOST")
-@click.option("--http-port", default=8080, show_default=True, envvar="OIPSERVE_HTTP_PORT")
-@click.option("--grpc-port", default=8081, show_default=True, envvar="OIPSERVE_GRPC_PORT")
-@click.option(
-    "--http-max-request-mb",
-    default=64.0,
-    show_default=True,
-    envvar="OIPSERVE_HTTP_MAX_REQUEST_MB",
-    help="Largest request body accepted (after decompression), in MiB.",
+@setting_option("host", "Interface to listen on.")
+@setting_option("http_port", "REST port (0: any free port, logged).", type=PORT)
+@setting_option("grpc_port", "gRPC port (0: any free port, logged).", type=PORT)
+@setting_option("allow_http", "Serve the REST API (--allow-http=false: gRPC only).")
+@setting_option("allow_grpc", "Serve the gRPC API (--allow-grpc=false: REST only).")
+@setting_option(
+    "http_max_request_mb", "Largest request body accepted (after decompression), in MiB."
 )
-@click.option(
-    "--grpc-max-message-mb",
-    default=64.0,
-    show_default=True,
-    envvar="OIPSERVE_GRPC_MAX_MESSAGE_MB",
-    help="Largest gRPC message accepted, in MiB.",
+@setting_option("grpc_max_message_mb", "Largest gRPC message accepted, in MiB.")
+@setting_option(
+    "strict_readiness",
+    "Report the server not ready while a model that failed at start-up is not ready.",
 )
-@click.option(
-    "--strict-readiness",
-    type=bool,
-    default=True,
-    show_default=True,
-    envvar="OIPSERVE_STRICT_READINESS",
-    help="Report the server not ready while a model that failed at start-up is not ready.",
-)
-@click.option(
-    "--allow-console",
-    type=bool,
-    default=True,
-    show_default=True,
-    envvar="OIPSERVE_ALLOW_CONSOLE",
-    help="Serve the web console at / on the HTTP port.",
-)
-@click.option(
-    "--model-control-mode",
-    type=click.Choice(CONTROL_MODES),
-    default="explicit",
-    show_default=True,
-    envvar="OIPSERVE_MODEL_CONTROL_MODE",
-    help="explicit: the repository API loads and unloads models; poll: follow changes in the "
+@setting_option("allow_console", "Serve the web console at / on the HTTP port.")
+@setting_option(
+    "model_control_mode",
+    "explicit: the repository API loads and unloads models; poll: follow changes in the "
     "repository folder; none: serve the start-up models, no changes.",
 )
-@click.option(
-    "--load-model",
+@setting_option(
     "load_models",
-    multiple=True,
-    envvar="OIPSERVE_LOAD_MODEL",
-    help="Load only this model at start-up (repeatable; '*' for all, the default). "
-    "Explicit mode only.",
+    "Load only this model at start-up (repeatable; '*' for all, the default). Explicit mode only.",
+    spellings=("--load-model",),
 )
-@click.option(
-    "--repository-poll-secs",
+@setting_option(
+    "repository_poll_secs",
+    "How often poll mode looks for changes in the repository folder, in seconds.",
     type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
-    show_default=True,
-    envvar="OIPSERVE_REPOSITORY_POLL_SECS",
-    help="How often poll mode looks for changes in the repository folder, in seconds.",
 )
-@click.option(
-    "--model-threads",
-    default=4,
-    show_default=True,
-    envvar="OIPSERVE_MODEL_THREADS",
-    help="Threads that run synchronous model code.",
+@setting_option("model_threads", "Threads that run synchronous model code.")
+@setting_option(
+    "access_log",
+    "Log one line per HTTP request (method, path, status, bytes, duration, model).",
 )
-@click.option(
-    "--access-log",
-    type=bool,
-    is_flag=False,
-    flag_value=True,
-    default=False,
-    show_default=True,
-    envvar="OIPSERVE_ACCESS_LOG",
-    help="Log one line per HTTP request (method, path, status, bytes, duration, model).",
-)
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    envvar="OIPSERVE_LOG_LEVEL",
-)
+@setting_option("log_level", "Least severe log messages shown.")
+@setting_option("server_name", "The name in the server metadata.")
 @security_options
 def serve(
-    model_repository: Path | None,
-    model_repository_option: Path | None,
-    host: str,
-    http_port: int,
-    grpc_port: int,
-    http_max_request_mb: float,
-    grpc_max_message_mb: float,
-    strict_readiness: bool,
-    allow_console: bool,
-    model_control_mode: ControlMode,
-    load_models: tuple[str, ...],
-    repository_poll_secs: float,
-    model_threads: int,
-    access_log: bool,
-    log_level: str,
-    **security: Any,
+    model_repository: Path | None, model_repository_option: Path | None, **values: Any
 ) -> None:
     """Serve the models in MODEL_REPOSITORY."""
     repository = model_repository or model_repository_option
@@ -156,29 +100,16 @@ def serve(
         raise click.UsageError("MODEL_REPOSITORY and --model-repository disagree")
     if not repository.is_dir():
         raise click.BadParameter(f"{repository} is not a folder", param_hint="MODEL_REPOSITORY")
-    if load_models and model_control_mode != "explicit":
+    if values["load_models"] and values["model_control_mode"] != "explicit":
         raise click.UsageError(
-            f"--load-model needs --model-control-mode explicit (the '{model_control_mode}' mode "
-            "loads every model in the repository)"
+            f"--load-model needs --model-control-mode explicit (the "
+            f"'{values['model_control_mode']}' mode loads every model in the repository)"
         )
-    settings = Settings(
-        model_repository=repository.resolve(),
-        host=host,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        http_max_request_mb=http_max_request_mb,
-        grpc_max_message_mb=grpc_max_message_mb,
-        strict_readiness=strict_readiness,
-        allow_console=allow_console,
-        model_control_mode=model_control_mode,
-        load_models=load_models,
-        repository_poll_secs=repository_poll_secs,
-        model_threads=model_threads,
-        access_log=access_log,
-        log_level=log_level,
-        **security,
-    )
-    _configure_logging(log_level)
+    try:
+        settings = Settings(model_repository=repository.resolve(), **values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _configure_logging(settings.log_level)
     from oipserve.errors import StartupError
     from oipserve.server import run
 

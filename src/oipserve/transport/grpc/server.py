@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from oipserve.auth import AccessPolicy
 from oipserve.dataplane import DataPlane
 from oipserve.transport.grpc.http2 import GrpcServer
@@ -20,6 +22,13 @@ def grpc_address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+@dataclass(frozen=True, slots=True)
+class GRPCListener:
+    server: GrpcServer
+    port: int
+    """The port actually bound (the one asked for, or the system's pick for port 0)."""
+
+
 async def start_grpc_server(
     dataplane: DataPlane,
     host: str,
@@ -27,8 +36,9 @@ async def start_grpc_server(
     max_message_bytes: int,
     *,
     policy: AccessPolicy | None = None,
-) -> GrpcServer:
-    """Serve ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on ``host:port``.
+) -> GRPCListener:
+    """Serve ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on ``host:port``
+    (port 0: a free port chosen by the system, returned in the :class:`GRPCListener`).
 
     Must be awaited inside the running event loop that also runs uvicorn: the server
     (:class:`~oipserve.transport.grpc.http2.GrpcServer`) runs its calls as tasks on that loop, and
@@ -38,8 +48,8 @@ async def start_grpc_server(
     server keeps serving. ``SO_REUSEPORT`` is off, so a port that is taken fails here
     (:class:`RuntimeError`) instead of being shared silently.
 
-    Stop it with ``await server.stop(grace)``: new calls are refused at once (``GOAWAY``), calls
-    in flight get ``grace`` seconds to finish (``None``: they are cancelled now), then the
+    Stop it with ``await listener.server.stop(grace)``: new calls are refused at once (``GOAWAY``),
+    calls in flight get ``grace`` seconds to finish (``None``: they are cancelled now), then the
     connections close. Do it before the registry unloads the models.
     """
     server = GrpcServer(max_message_bytes)
@@ -51,7 +61,7 @@ async def start_grpc_server(
     )
     address = grpc_address(host, port)
     try:
-        await server.start(host, port)
+        bound = await server.start(host, port)
     except OSError as exc:
         raise RuntimeError(f"could not listen for gRPC on {address}: {exc}") from exc
-    return server
+    return GRPCListener(server, bound)
