@@ -14,6 +14,11 @@ table in ``errors.py``; anything else is ``INTERNAL`` naming the rpc and the mod
 keeps serving. ``ModelStreamInfer`` is the exception (§4.5): per-request errors travel inside the
 stream as ``error_message``, and the stream stays open.
 
+Refusals that Triton's clients and tests read carry Triton's status and text (server
+``src/grpc/grpc_server.cc``: a repository parameter of the wrong type, an unrecognized load
+parameter, a ``repository_name``; core's ``model_repository_manager.cc``: load / unload outside
+``explicit`` mode, ``UNAVAILABLE``), pinned by ``tests/integration/test_triton_refusals.py``.
+
 Triton rpcs that have no implementation yet answer ``UNIMPLEMENTED``; each is its own method of
 :class:`InferenceServicer`, so the issue that implements one replaces just that method.
 """
@@ -210,15 +215,15 @@ class InferenceServicer:
             choice = parameter.WhichOneof("parameter_choice")
             if key == "config":
                 if choice != "string_param":
-                    raise InvalidArgument("load parameter 'config' must be a string_param")
+                    raise InvalidArgument(_wrong_type(f"load parameter '{key}'", "string_param"))
                 config = parameter.string_param
             elif key.startswith("file:"):
                 if choice != "bytes_param":
-                    raise InvalidArgument(f"load parameter '{key}' must be a bytes_param")
+                    raise InvalidArgument(_wrong_type(f"load parameter '{key}'", "bytes_param"))
                 files[key[len("file:") :]] = parameter.bytes_param
             else:
                 raise InvalidArgument(
-                    f"unrecognized load parameter '{key}': expected 'config' or 'file:<path>'"
+                    f"unrecognized load parameter '{key}'. (expected 'config' or 'file:<path>')"
                 )
         await self.dataplane.repository_load(request.model_name, config, files)
         return pb.RepositoryModelLoadResponse()
@@ -231,7 +236,7 @@ class InferenceServicer:
         if "unload_dependents" in request.parameters:
             parameter = request.parameters["unload_dependents"]
             if parameter.WhichOneof("parameter_choice") != "bool_param":
-                raise InvalidArgument("unload parameter 'unload_dependents' must be a bool_param")
+                raise InvalidArgument(_wrong_type("'unload_dependents' parameter", "bool_param"))
             unload_dependents = parameter.bool_param
         await self.dataplane.repository_unload(request.model_name, unload_dependents)
         return pb.RepositoryModelUnloadResponse()
@@ -280,6 +285,12 @@ class InferenceServicer:
 
 
 _StreamResult: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | None]"
+
+
+def _wrong_type(what: str, expected: str) -> str:
+    """Triton's text for a repository parameter of the wrong type (``grpc_server.cc``:
+    ``invalid value type for load parameter 'config', expected string_param.``)."""
+    return f"invalid value type for {what}, expected {expected}."
 
 
 def _no_repository_name(name: str) -> None:
