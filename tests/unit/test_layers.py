@@ -195,7 +195,7 @@ def test_the_rules_see_the_imports() -> None:
     assert "oipserve.registry" in graph["oipserve.dataplane"]
     assert "oipserve.execution.instance" in graph["oipserve.registry"]
     imports = third_party_imports()
-    assert ThirdParty("oipserve.transport.grpc.server", "grpc", False) in imports
+    assert ThirdParty("oipserve.transport.grpc.errors", "grpc", False) in imports
     assert any(i.module.startswith("oipserve.runtimes.") and i.lazy for i in imports)
 
 
