@@ -123,7 +123,14 @@ def check(server: Running, payload: Payload) -> Captured:
 
 
 class Bench:
-    def __init__(self, settings: Settings, work: Path, mlserver_python: Path | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        work: Path,
+        mlserver_python: Path | None,
+        only: set[str] | None = None,
+    ) -> None:
+        self.only = set(OIPSERVE_PAYLOADS) if only is None else only
         self.settings = settings
         self.work = work
         self.mlserver_python = mlserver_python
@@ -247,9 +254,9 @@ class Bench:
         print(f"run {run + 1}/{self.settings.runs}", file=sys.stderr)
         with self.serving(self.oipserve(self.work / "oipserve" / "main"), "load") as server:
             if server is not None:
-                self.run_payloads(server, OIPSERVE, OIPSERVE_PAYLOADS)
+                self.run_payloads(server, OIPSERVE, self._only(OIPSERVE_PAYLOADS))
         for label, names in FLOOR_PAYLOADS.items():
-            for name in names:
+            for name in self._only(names):
                 if name not in self.captured:
                     continue
                 with self.serving(self.floor(label, name), name) as server:
@@ -257,11 +264,17 @@ class Bench:
                         self.run_payloads(server, label, (name,))
         if self.mlserver_python is not None:
             for label, (_, batching) in MLSERVER_CONFIGS.items():
-                names = MLSERVER_BATCHING_PAYLOADS if batching else MLSERVER_PAYLOADS
+                names = self._only(MLSERVER_BATCHING_PAYLOADS if batching else MLSERVER_PAYLOADS)
+                if not names:
+                    continue
                 with self.serving(self.mlserver(label, "main"), "load") as server:
                     if server is not None:
                         self.run_payloads(server, label, names)
-        self.raw_predict()
+        if self.only & {"forest-json", "forest-binary"}:
+            self.raw_predict()
+
+    def _only(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name for name in names if name in self.only)
 
     def raw_predict(self) -> None:
         model = self.work / "oipserve" / "main" / "forest" / "1" / "model.joblib"
@@ -355,6 +368,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-mlserver", action="store_true", help="oipserve and floors only")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (models, logs)")
+    parser.add_argument(
+        "--payloads",
+        nargs="+",
+        choices=OIPSERVE_PAYLOADS,
+        help="only these payloads (default: all); e.g. iris-json iris-grpc",
+    )
+    parser.add_argument(
+        "--no-start", action="store_true", help="skip the cold-start and idle-memory part"
+    )
     args = parser.parse_args(argv)
     settings = Settings(
         runs=args.runs or (1 if args.quick else 3),
@@ -370,12 +392,13 @@ def main(argv: list[str] | None = None) -> None:
     mlserver_python = None if args.no_mlserver else mlserver_env.ensure()
     work = Path(tempfile.mkdtemp(prefix="oipserve-compare-"))
     print(f"work folder {work}", file=sys.stderr)
-    bench = Bench(settings, work, mlserver_python)
+    bench = Bench(settings, work, mlserver_python, set(args.payloads or OIPSERVE_PAYLOADS))
     try:
         write_models(work, mlserver_python)
         for run in range(settings.runs):
             bench.one_run(run)
-        bench.start_and_memory()
+        if not args.no_start:
+            bench.start_and_memory()
     finally:
         if args.keep or bench.results.failures:
             print(f"kept {work} (models, server logs)", file=sys.stderr)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks._harness import free_port, taskset
+from benchmarks._harness import free_port, server_pinning
 
 POLL_S = 0.01
 
@@ -84,7 +84,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
 def running(spec: ServerSpec, log: Path, core: str | None = "0") -> Iterator[Running]:
     """Run ``spec`` pinned to ``core``; yields once ready (``ready_s``: from spawn to ready)."""
     http_port, grpc_port = free_port(), free_port()
-    command = [*taskset(core), *spec.command(http_port, grpc_port)]
+    command = [*server_pinning(core), *spec.command(http_port, grpc_port)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         started = time.perf_counter()
