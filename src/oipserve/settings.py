@@ -24,7 +24,7 @@ PORT_RANGE: Final = range(65536)
 """Ports a listener may take; 0 asks the system for a free one (the log says which)."""
 
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
-LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
+"""``--log-level``: the least severe messages logged."""
 
 ControlMode: TypeAlias = Literal["explicit", "poll", "none"]
 """``--model-control-mode``, as Triton's: ``explicit`` (the repository API loads and unloads),
