@@ -470,7 +470,7 @@ def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, st
         "missing data": (
             _identity(InputTensor(name="INPUT0", datatype="FP32", shape=[2])),
             invalid,
-            "input 'INPUT0' has no data",
+            "unable to find data for input tensor 'INPUT0' for model 'identity' in request.",
         ),
         "wrong contents field": (
             _identity(_typed("INPUT0", "FP32", [1], int64_contents=[1])),

@@ -56,6 +56,18 @@ _NARROWED: Final[dict[str, tuple[np.dtype[Any], int, int]]] = {
     "UINT16": (np.dtype(np.uint32), 0, (1 << 16) - 1),
 }
 
+#: the datatype Triton names for each typed field in its "unexpected explicit tensor data" text
+_FIELD_TYPE: Final[dict[str, str]] = {
+    "bool_contents": "BOOL",
+    "int_contents": "INT32",
+    "int64_contents": "INT64",
+    "uint_contents": "UINT32",
+    "uint64_contents": "UINT64",
+    "fp32_contents": "FP32",
+    "fp64_contents": "FP64",
+    "bytes_contents": "BYTES",
+}
+
 _SHARED_MEMORY = "shared_memory_region"
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
@@ -93,13 +105,14 @@ def infer_request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
                 )
             if used == raw_count:
                 raise InvalidArgument(
-                    f"unable to find data for input tensor '{name}': the request has "
-                    f"{raw_count} raw_input_contents entries for {len(message.inputs)} inputs"
+                    f"unable to find data for input tensor '{name}' for model "
+                    f"'{message.model_name}' in request. (It has {raw_count} "
+                    f"raw_input_contents entries for {len(message.inputs)} inputs.)"
                 )
             data = array_from_raw(name, datatype, shape, raw[used])
             used += 1
         else:
-            data = _array_from_contents(name, datatype, shape, fields)
+            data = _array_from_contents(message.model_name, name, datatype, shape, fields)
         inputs.append(InputTensor(name, datatype, shape, data, parameters))
     if used < raw_count:
         raise InvalidArgument(
@@ -128,7 +141,7 @@ def infer_request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
 
 
 def _array_from_contents(
-    name: str, datatype: str, shape: tuple[int, ...], fields: Sequence[tuple[Any, Any]]
+    model: str, name: str, datatype: str, shape: tuple[int, ...], fields: Sequence[tuple[Any, Any]]
 ) -> np.ndarray:
     count = element_count(name, shape)
     dtype = DTYPES[datatype]
@@ -136,20 +149,23 @@ def _array_from_contents(
         if count == 0:
             return np.empty(shape, dtype=dtype)
         raise InvalidArgument(
-            f"input '{name}' has no data: neither typed contents nor raw_input_contents "
-            f"(shape {list(shape)} needs {count} elements)"
+            f"unable to find data for input tensor '{name}' for model '{model}' in request. "
+            f"(Input '{name}' has neither typed contents nor raw_input_contents; shape "
+            f"{list(shape)} needs {count} elements.)"
         )
     expected = CONTENTS_FIELD.get(datatype)
     given = ", ".join(field.name for field, _ in fields)
-    if expected is None:
-        raise InvalidArgument(
-            f"input '{name}': datatype {datatype} has no typed contents field (got {given}); "
-            "send it in raw_input_contents"
+    if expected is None or len(fields) > 1 or fields[0][0].name != expected:
+        # Triton's text (infer_handler.cc, InferGRPCToInputHelper), then what would be right
+        hint = (
+            f"datatype {datatype} has no typed contents field; send it in raw_input_contents"
+            if expected is None
+            else f"datatype {datatype} expects contents.{expected}"
         )
-    if len(fields) > 1 or fields[0][0].name != expected:
         raise InvalidArgument(
-            f"input '{name}': unexpected explicit tensor data in contents.{given}; "
-            f"datatype {datatype} expects contents.{expected}"
+            f"unexpected explicit tensor data for input tensor '{name}' for model '{model}' of "
+            f"type '{_FIELD_TYPE[fields[0][0].name]}', expected datatype '{datatype}' "
+            f"(contents.{given} given; {hint})"
         )
     values = fields[0][1]
     if len(values) != count:

@@ -17,7 +17,8 @@ stream as ``error_message``, and the stream stays open.
 Refusals that Triton's clients and tests read carry Triton's status and text (server
 ``src/grpc/grpc_server.cc``: a repository parameter of the wrong type, an unrecognized load
 parameter, a ``repository_name``; core's ``model_repository_manager.cc``: load / unload outside
-``explicit`` mode, ``UNAVAILABLE``), pinned by ``tests/integration/test_triton_refusals.py``.
+``explicit`` mode, ``UNAVAILABLE``), pinned by ``tests/integration/test_triton_refusals.py``;
+``convert.py`` does the same for malformed inference requests (``infer_handler.cc``).
 
 Triton rpcs that have no implementation yet answer ``UNIMPLEMENTED``; each is its own method of
 :class:`InferenceServicer`, so the issue that implements one replaces just that method.
