@@ -17,6 +17,8 @@ from oipserve.model import (
     InferResponse,
     LoadContext,
     Model,
+    ResponseSender,
+    SenderClosed,
     Signature,
     TensorSpec,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFound",
     "OIPServeError",
+    "ResponseSender",
+    "SenderClosed",
     "Settings",
     "Signature",
     "TensorSpec",

@@ -21,6 +21,14 @@ loaded later stops counting against readiness.
 
 Statistics and failure logs: each inference request is recorded once, in :meth:`DataPlane._record`
 (success with the scheduler's timings, or failure), the one place metrics and traces hang off.
+
+Streaming: :meth:`DataPlane.infer_stream` answers a request with an async iterator of responses,
+the last one ``final``; a decoupled model (see :mod:`oipserve.model`) sends 0..N of them through
+the request's :class:`~oipserve.model.ResponseSender`, any other model exactly one. The request is
+recorded once, when its final response (or its error) has been produced; closing the iterator
+early (the client went away) cancels the request (``is_cancelled()``) and records nothing. Unary
+:meth:`DataPlane.infer` on a decoupled model raises :class:`~oipserve.errors.DecoupledModel`, which
+each transport words as Triton does.
 """
 
 from __future__ import annotations
@@ -29,21 +37,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
 
 from oipserve import __version__, classification
 from oipserve.domain import IndexEntry, ModelReadiness, ModelState
 from oipserve.errors import (
+    DecoupledModel,
     ErrorKind,
+    InternalError,
     InvalidArgument,
     OIPServeError,
     StartupError,
     Unavailable,
 )
-from oipserve.model import InferRequest, Parameter, TensorSpec
+from oipserve.model import (
+    InferRequest,
+    InferResponse,
+    Parameter,
+    ResponseSender,
+    StreamItem,
+    TensorSpec,
+)
 from oipserve.protocol.datatypes import datatype_of, dtype_of
 from oipserve.protocol.types import (
     InferenceRequest,
@@ -75,6 +92,13 @@ EXTENSIONS: tuple[str, ...] = (
     "schedule_policy",
     "statistics",
 )
+
+EMPTY_FINAL_RESPONSE: Final = "triton_enable_empty_final_response"
+"""Request parameter: end a decoupled model's stream with an empty final response when the model
+sends the final flag without a response (Triton's grpc ``stream_infer_handler.cc``)."""
+
+_EXECUTED: Final = object()
+"""Queued by a streaming request when the model's ``infer`` call has returned."""
 
 REPOSITORY_CALL_REFUSED = "explicit model load / unload is not allowed if polling is enabled"
 """Triton's text (and UNAVAILABLE) for a repository load / unload outside ``explicit`` mode: core's
@@ -235,6 +259,8 @@ class DataPlane:
         """Run one request on the model's READY version (inference is gated by the model's own
         readiness, not the server's)."""
         loaded = self.registry.get(request.model_name, request.model_version)
+        if loaded.decoupled:
+            raise DecoupledModel(loaded.name)
         start = time.perf_counter_ns()
         timing = RequestTiming()
         try:
@@ -257,6 +283,75 @@ class DataPlane:
         timing.compute_output_ns = output_ns
         self._record(loaded, request, 0, timing, None)
         return response
+
+    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """Run one request and yield its responses as they come, the last one ``final``.
+
+        A model that is not decoupled yields exactly one response. A decoupled one yields what it
+        sends (0..N responses); when it sends the final flag without a response, an empty final
+        response is yielded only if the request sets ``triton_enable_empty_final_response``. An
+        error response (or a failed ``infer``) raises, after the responses sent before it.
+        Closing the iterator before the end cancels the request and records nothing.
+        """
+        loaded = self.registry.get(request.model_name, request.model_version)
+        if not loaded.decoupled:
+            yield await self.infer(request)
+            return
+        start = time.perf_counter_ns()
+        timing = RequestTiming()
+        queue: asyncio.Queue[StreamItem | object] = asyncio.Queue()
+        sender = ResponseSender(queue.put_nowait, asyncio.get_running_loop())
+        try:
+            model_request = self._model_request(loaded, request)
+            model_request.sender = sender
+            priority, timeout_us = _schedule_parameters(request.parameters)
+        except OIPServeError as error:
+            self._record(loaded, request, time.perf_counter_ns() - start, None, error)
+            raise
+        empty_final = request.parameters.get(EMPTY_FINAL_RESPONSE) is True
+        submit = asyncio.ensure_future(
+            loaded.scheduler.submit_streaming(
+                model_request, priority=priority, timeout_us=timeout_us, timing=timing
+            )
+        )
+        submit.add_done_callback(lambda task: _executed(task, queue))
+        finished = False
+        try:
+            while True:
+                item = await queue.get()
+                if item is _EXECUTED:
+                    result = submit.result()  # raises the error that failed the request
+                    if result is not None and not sender.closed:
+                        sender.send(result, final=True)
+                    continue
+                assert isinstance(item, tuple)
+                response, final = item
+                if isinstance(response, Exception):
+                    raise _model_error(loaded.name, response)
+                if isinstance(response, InferResponse):
+                    out = self._response(loaded, request, response.outputs, response.parameters)
+                    out.final = final
+                    yield out
+                elif final and empty_final:
+                    yield InferenceResponse(
+                        loaded.name, loaded.version, request.id, {}, [], final=True
+                    )
+                if final:
+                    break
+            finished = True
+            if not submit.done():
+                await asyncio.shield(submit)  # the model sent its final response mid-infer
+            submit.result()
+        except OIPServeError as error:
+            finished = True
+            self._record(loaded, request, time.perf_counter_ns() - start, None, error)
+            raise
+        finally:
+            if not finished:  # the consumer went away: nobody waits for the responses
+                sender.cancel()
+                submit.cancel()
+        timing.request_ns = time.perf_counter_ns() - start
+        self._record(loaded, request, 0, timing, None)
 
     def _record(
         self,
@@ -361,6 +456,22 @@ class DataPlane:
             parameters=parameters,
             outputs=tensors,
         )
+
+
+def _executed(task: asyncio.Future[Any], queue: asyncio.Queue[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved here too: nobody may read it when the client has gone
+    queue.put_nowait(_EXECUTED)
+
+
+def _model_error(model: str, error: Exception) -> OIPServeError:
+    """What the client sees for an error response a model sent (as the scheduler words a failed
+    slot)."""
+    if isinstance(error, OIPServeError):
+        return error
+    wrapped = InternalError(f"model '{model}' failed: {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def _check_inputs(loaded: LoadedModel, inputs: list[InputTensor]) -> dict[str, np.ndarray]:

@@ -112,6 +112,18 @@ class Unsupported(OIPServeError):
     kind = ErrorKind.UNIMPLEMENTED
 
 
+class DecoupledModel(Unsupported):
+    """Unary inference on a decoupled (streaming) model. Each transport words it as Triton does
+    (HTTP 501, gRPC ``ModelInfer`` UNIMPLEMENTED); see :mod:`oipserve.dataplane`."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"model '{model}' has a decoupled transaction policy: it answers streaming "
+            "requests only (gRPC ModelStreamInfer)"
+        )
+        self.model = model
+
+
 class AlreadyExists(OIPServeError):
     kind = ErrorKind.ALREADY_EXISTS
 
@@ -131,6 +143,7 @@ class StartupError(InternalError):
 __all__ = [
     "AlreadyExists",
     "DeadlineExceeded",
+    "DecoupledModel",
     "ErrorKind",
     "InternalError",
     "InvalidArgument",

@@ -7,11 +7,38 @@ the event loop.
 
 Tensors are numpy arrays: ``BYTES`` as ``object`` arrays of :class:`bytes`, ``BF16`` as
 ``ml_dtypes.bfloat16``. A result slot holding an :class:`Exception` fails only that request.
+
+Streaming (decoupled) models
+----------------------------
+A model is *decoupled* (Triton's ``model_transaction_policy { decoupled: true }``; in
+``model.toml`` ``[model_transaction_policy] decoupled = true``; or ``Signature(decoupled=True)``
+from the model itself) when it answers a request with 0..N responses instead of exactly one.
+Each request it gets then carries a :class:`ResponseSender` in ``request.sender``:
+
+* ``request.sender.send(response, final=False)`` sends one :class:`InferResponse` (or an
+  :class:`Exception`: an error response, which ends the request), from any thread or from the
+  event loop, at any time — during ``infer`` or after it returned (e.g. from a thread of the
+  model's own);
+* ``request.sender.send(final=True)`` (optionally with a last response) ends the request; a send
+  after that raises :class:`SenderClosed`;
+* ``request.is_cancelled()`` turns true once the client has gone (the stream was closed): the
+  model should stop and may skip the final send; further sends are dropped.
+
+``infer`` still returns N slots: ``None`` (the request is answered through its sender), an
+:class:`InferResponse` (sent as the request's final response: an ordinary model serves a
+decoupled config unchanged), or an :class:`Exception` (fails the request). A request whose slot
+is ``None`` stays open until the model sends ``final=True`` or the client goes.
+
+Clients reach a decoupled model through streaming endpoints only (gRPC ``ModelStreamInfer``, the
+dataplane's ``infer_stream``); unary inference on it is refused as Triton refuses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Hashable, Mapping, Sequence
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
@@ -30,6 +57,8 @@ __all__ = [
     "LoadContext",
     "Model",
     "Parameter",
+    "ResponseSender",
+    "SenderClosed",
     "Signature",
     "TensorSpec",
     "select_outputs",
@@ -57,6 +86,74 @@ class LoadContext:
         return self.config.parameter_strings()
 
 
+class SenderClosed(RuntimeError):
+    """A response was sent after the request's final one (or after an error response)."""
+
+
+StreamItem: TypeAlias = "tuple[InferResponse | Exception | None, bool]"
+"""What a :class:`ResponseSender` delivers: a response (``None``: none) and whether it is final."""
+
+
+class ResponseSender:
+    """Sends the 0..N responses of one request of a decoupled model (see the module doc).
+
+    Thread-safe: ``send`` may be called from an executor thread, a thread of the model's own or
+    the event loop. ``deliver`` (given by whoever serves the request, e.g. the dataplane) runs on
+    the event loop the sender was made on, once per send, in order.
+    """
+
+    __slots__ = ("_cancelled", "_closed", "_deliver", "_lock", "_loop", "_loop_thread")
+
+    def __init__(
+        self, deliver: Callable[[StreamItem], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._deliver = deliver
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._cancelled = False
+
+    def send(
+        self, response: InferResponse | Exception | None = None, *, final: bool = False
+    ) -> None:
+        """Send ``response`` (``None``: no response, only the flag); ``final`` ends the request.
+
+        An exception is an error response and ends the request too. Once the client has gone
+        (:meth:`is_cancelled`) sends are dropped silently; after the final one they raise
+        :class:`SenderClosed`.
+        """
+        final = final or isinstance(response, Exception)
+        with self._lock:
+            if self._closed:
+                raise SenderClosed(
+                    "unable to send a response: this request's final response was already sent"
+                )
+            self._closed = final
+            if self._cancelled:
+                return
+        item: StreamItem = (response, final)
+        if threading.get_ident() == self._loop_thread:
+            self._deliver(item)
+        else:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
+                self._loop.call_soon_threadsafe(self._deliver, item)
+
+    def is_cancelled(self) -> bool:
+        """Whether the client has gone (or the server stopped waiting for this request)."""
+        return self._cancelled
+
+    @property
+    def closed(self) -> bool:
+        """Whether the final response (or an error) was sent."""
+        return self._closed
+
+    def cancel(self) -> None:
+        """Called by the server when nobody waits for the responses any more."""
+        with self._lock:
+            self._cancelled = True
+
+
 @dataclass(slots=True)
 class InferRequest:
     """One inference request as a model sees it."""
@@ -67,6 +164,13 @@ class InferRequest:
     """Names of the requested outputs; empty means every output."""
     input_parameters: dict[str, dict[str, Parameter]] = field(default_factory=dict)
     id: str = ""
+    sender: ResponseSender | None = None
+    """Where a decoupled model sends this request's responses (``None`` for a unary request)."""
+
+    def is_cancelled(self) -> bool:
+        """Whether the client went away (always False for a unary request)."""
+        sender = self.sender
+        return sender is not None and sender.is_cancelled()
 
     def wants(self, output: str) -> bool:
         """Whether the client asked for ``output`` (an empty request asks for every output)."""
@@ -81,7 +185,9 @@ class InferResponse:
     parameters: dict[str, Parameter] = field(default_factory=dict)
 
 
-InferResult: TypeAlias = InferResponse | Exception
+InferResult: TypeAlias = InferResponse | Exception | None
+"""One slot of ``infer``'s answer: a response, an error for that request, or (decoupled models
+only) ``None``: the request is answered through its :class:`ResponseSender`."""
 
 
 class Model:

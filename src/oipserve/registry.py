@@ -37,7 +37,7 @@ from oipserve.protocol.datatypes import CONFIG_NAMES
 from oipserve.protocol.types import ModelMetadata, TensorMetadata
 from oipserve.repository import config as config_module
 from oipserve.repository import layout, paths, triton
-from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput
+from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput, TransactionPolicy
 from oipserve.scheduling.batcher import Scheduler
 from oipserve.scheduling.statistics import ModelStatistics
 
@@ -73,6 +73,13 @@ class LoadedModel:
     @property
     def max_batch_size(self) -> int:
         return self.config.max_batch_size
+
+    @property
+    def decoupled(self) -> bool:
+        """Whether the model streams (``model_transaction_policy.decoupled``): 0..N responses per
+        request, served by streaming endpoints only."""
+        policy = self.config.model_transaction_policy
+        return policy is not None and policy.decoupled
 
     def metadata(self, versions: list[str]) -> ModelMetadata:
         lead = [-1] if self.max_batch_size > 0 else []
@@ -463,9 +470,17 @@ class Registry:
 def _complete_config(
     name: str, backend: str, config: ModelConfig, signature: Signature | None
 ) -> ModelConfig:
-    """Fill the config's gaps from what the model file says (config wins where it speaks)."""
+    """Fill the config's gaps from what the model file says (config wins where it speaks), then
+    apply the fields the model completed itself (``Signature.config``, Triton's auto-complete)."""
+    if signature is not None and signature.config:
+        source = f"the config completed by model '{name}'"
+        merged = {**config_module.to_builtins(config), **signature.config}
+        config = config_module.from_builtins(merged, source)
+        triton.check(config, source)
     updates: dict[str, object] = {"name": name, "backend": config.backend or backend}
     if signature is not None:
+        if signature.decoupled:
+            updates["model_transaction_policy"] = TransactionPolicy(decoupled=True)
         if not config.input and signature.inputs:
             updates["input"] = [
                 ModelInput(s.name, CONFIG_NAMES[s.datatype], list(s.shape))

@@ -701,7 +701,7 @@ def test_exception_in_a_slot_fails_only_that_request() -> None:
 def test_non_response_slot_fails_that_request_with_internal_error() -> None:
     async def body() -> None:
         def respond(requests: list[InferRequest]) -> Sequence[InferResult]:
-            return [None for _ in requests]  # type: ignore[misc]
+            return [None for _ in requests]  # no sender: None is not an answer
 
         scheduler, _ = make(FakeModel(respond), FakeClock())
         with pytest.raises(InternalError, match="returned a NoneType"):

@@ -58,6 +58,9 @@ class InferenceResponse:
     id: str = ""
     parameters: dict[str, Parameter] = field(default_factory=dict)
     outputs: list[OutputTensor] = field(default_factory=list)
+    final: bool = True
+    """Whether this is the last response to its request (always, except in a stream from a
+    decoupled model: Triton's ``triton_final_response``)."""
 
 
 class TensorMetadata(msgspec.Struct):

@@ -219,6 +219,11 @@ def parse_json(text: str | bytes, source: str = "config") -> ModelConfig:
     return _convert(data, source)
 
 
+def from_builtins(data: dict[str, Any], source: str) -> ModelConfig:
+    """A config from plain JSON-like data (a model's auto-completed config), checked."""
+    return _convert(data, source)
+
+
 def load_file(path: Path) -> ModelConfig:
     """Read ``model.toml`` (the native format)."""
     return parse_toml(path.read_text(encoding="utf-8"), str(path))

@@ -135,7 +135,7 @@ class _Entry:
     def __init__(
         self,
         request: InferRequest,
-        future: asyncio.Future[InferResponse],
+        future: asyncio.Future[InferResponse | None],
         size: int,
         enqueue_ns: int,
         timing: RequestTiming | None = None,
@@ -229,6 +229,30 @@ class Scheduler:
         On success, the request's times (elements, request, queue and compute times) are written
         into ``timing`` for the caller to record; nothing about the request is recorded here.
         """
+        result = await self._submit(request, priority, timeout_us, timing)
+        if result is None:  # only a request with a sender can get here (see _finish)
+            raise InternalError(f"model '{self.name}' returned no response")
+        return result
+
+    async def submit_streaming(
+        self,
+        request: InferRequest,
+        *,
+        priority: int = 0,
+        timeout_us: int = 0,
+        timing: RequestTiming | None = None,
+    ) -> InferResponse | None:
+        """:meth:`submit` for a request carrying a :class:`~oipserve.model.ResponseSender` (a
+        decoupled model's): ``None`` when the model answers it through the sender."""
+        return await self._submit(request, priority, timeout_us, timing)
+
+    async def _submit(
+        self,
+        request: InferRequest,
+        priority: int,
+        timeout_us: int,
+        timing: RequestTiming | None,
+    ) -> InferResponse | None:
         if self._closed or self._draining:
             raise Unavailable(f"model '{self.name}' is not accepting requests: it is unloading")
         loop = self._loop
@@ -253,7 +277,7 @@ class Scheduler:
         now = self._clock.now_ns()
         if self._free and not self._queued and self._runs_alone_now(size):
             return await self._run_inline(request, size, now, timing)
-        future: asyncio.Future[InferResponse] = loop.create_future()
+        future: asyncio.Future[InferResponse | None] = loop.create_future()
         entry = _Entry(request, future, size, now, timing)
         self._queues[self._level_index(priority)].append(entry)
         self._queued += 1
@@ -488,7 +512,7 @@ class Scheduler:
 
     async def _run_inline(
         self, request: InferRequest, size: int, start: int, timing: RequestTiming | None
-    ) -> InferResponse:
+    ) -> InferResponse | None:
         """The idle fast path: run a lone request in the caller's task, with no queue hop.
 
         If the caller is cancelled meanwhile, its model call is cancelled with it (it was the only
@@ -502,7 +526,7 @@ class Scheduler:
             end = self._clock.now_ns()
             self.statistics.record_execution(size, end - start)
             result = results[0]
-            if isinstance(result, InferResponse):
+            if isinstance(result, InferResponse) or (result is None and request.sender):
                 _success(timing, size, end - start, 0, end - start)
                 return result
         except asyncio.CancelledError:
@@ -563,7 +587,7 @@ class Scheduler:
         )
 
     def _finish(self, entry: _Entry, result: object, start: int, end: int, infer_ns: int) -> None:
-        if isinstance(result, InferResponse):
+        if isinstance(result, InferResponse) or (result is None and entry.request.sender):
             _success(
                 entry.timing,
                 entry.size,

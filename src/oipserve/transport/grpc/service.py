@@ -37,7 +37,13 @@ from grpc_health.v1 import health_pb2
 
 from oipserve.auth import AccessPolicy, Category, Refusal
 from oipserve.dataplane import DataPlane
-from oipserve.errors import InternalError, InvalidArgument, OIPServeError, Unsupported
+from oipserve.errors import (
+    DecoupledModel,
+    InternalError,
+    InvalidArgument,
+    OIPServeError,
+    Unsupported,
+)
 from oipserve.protocol.messages import SERVICE_NAME, pb
 from oipserve.repository import triton
 from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
@@ -55,7 +61,9 @@ STREAM_WINDOW: Final = 256
 HEALTH_WATCH_INTERVAL_S: Final = 1.0
 """How often a ``Health/Watch`` stream re-reads readiness (the dataplane has no change events)."""
 
-_FINAL: Final = {"triton_final_response": True}
+DECOUPLED_REFUSED: Final = "ModelInfer RPC doesn't support models with decoupled transaction policy"
+"""Triton's text (UNIMPLEMENTED) for unary inference on a decoupled model: server
+``src/grpc/infer_handler.cc``."""
 _GRPC_ERROR_HEADER: Final = "triton_grpc_error"
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -117,68 +125,85 @@ class InferenceServicer:
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
-        response = await self.dataplane.infer(infer_request_from_proto(request))
+        try:
+            response = await self.dataplane.infer(infer_request_from_proto(request))
+        except DecoupledModel:
+            raise Unsupported(DECOUPLED_REFUSED) from None
         return infer_response_to_proto(response)
 
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: Context
     ) -> None:
-        """One response per request, written in request order; requests run concurrently.
+        """The responses of each request as they come, requests answered in request order;
+        requests run concurrently. A decoupled model's request gets 0..N responses, each with
+        ``triton_final_response`` saying whether it is the last (and an empty final one when the
+        request sets ``triton_enable_empty_final_response``), as Triton's
+        ``src/grpc/stream_infer_handler.cc`` writes them; any other request exactly one, final.
 
         A failed request is answered in the stream (``error_message``, ``infer_response`` holding
         only the id) and the stream goes on, unless the client sent the ``triton_grpc_error: true``
-        header: then the first error ends the stream with its status, as Triton does.
+        header: then the first error ends the stream with its status, as Triton does. When the
+        client goes, every request of the stream still running is cancelled (a decoupled model
+        sees ``is_cancelled()``).
         """
         metadata = context.invocation_metadata() or ()
         errors_end_stream = any(
             key == _GRPC_ERROR_HEADER and str(value).lower() == "true" for key, value in metadata
         )
         window = asyncio.Semaphore(STREAM_WINDOW)
-        order: asyncio.Queue[asyncio.Task[_StreamResult] | None] = asyncio.Queue()
+        order: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        started: list[_Pending] = []
 
         async def read() -> None:
             try:
                 async for message in requests:
                     await window.acquire()
-                    order.put_nowait(asyncio.ensure_future(self._stream_one(message)))
+                    pending = _Pending()
+                    pending.task = asyncio.ensure_future(self._stream_one(message, pending.out))
+                    started.append(pending)
+                    order.put_nowait(pending)
             finally:
                 order.put_nowait(None)
 
         reader = asyncio.ensure_future(read())
-        in_flight: asyncio.Task[_StreamResult] | None = None
         try:
-            while (in_flight := await order.get()) is not None:
+            while (pending := await order.get()) is not None:
                 try:
-                    response, error = await in_flight
+                    while (item := await pending.out.get()) is not None:
+                        response, error = item
+                        if error is not None and errors_end_stream:
+                            await context.abort(code_of(error.kind), error.message)
+                        await context.write(response)
                 finally:
                     window.release()
-                if error is not None and errors_end_stream:
-                    await context.abort(code_of(error.kind), error.message)
-                await context.write(response)
+                started.remove(pending)  # answered in full (else cancelled below)
             await reader  # a broken request stream ends the call with its error
         finally:
             reader.cancel()
-            if in_flight is not None:
-                in_flight.cancel()
-            while not order.empty():
-                task = order.get_nowait()
-                if task is not None:
-                    task.cancel()
+            for pending in started:
+                if pending.task is not None:
+                    pending.task.cancel()
 
-    async def _stream_one(self, message: pb.ModelInferRequest) -> _StreamResult:
+    async def _stream_one(self, message: pb.ModelInferRequest, out: _Responses) -> None:
+        """Run one request of a stream, queueing its responses (and ``None`` once it ended)."""
         try:
-            response = await self.dataplane.infer(infer_request_from_proto(message))
-            return (
-                pb.ModelStreamInferResponse(
-                    infer_response=infer_response_to_proto(response, _FINAL)
-                ),
-                None,
-            )
+            async for response in self.dataplane.infer_stream(infer_request_from_proto(message)):
+                final = {"triton_final_response": response.final}
+                out.put_nowait(
+                    (
+                        pb.ModelStreamInferResponse(
+                            infer_response=infer_response_to_proto(response, final)
+                        ),
+                        None,
+                    )
+                )
         except OIPServeError as error:
-            return _stream_error(message, error), error
+            out.put_nowait((_stream_error(message, error), error))
         except Exception as exc:
             failure = _internal_error("ModelStreamInfer", message, exc)
-            return _stream_error(message, failure), failure
+            out.put_nowait((_stream_error(message, failure), failure))
+        finally:
+            out.put_nowait(None)
 
     # -- model configuration and repository (Triton extensions, PROTOCOL.md §3.1-3.2) ---------
 
@@ -285,7 +310,18 @@ class InferenceServicer:
         raise _unimplemented("LogSettings", "logging")
 
 
-_StreamResult: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | None]"
+_Response: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | None]"
+_Responses: TypeAlias = "asyncio.Queue[_Response | None]"
+
+
+class _Pending:
+    """One request of a ``ModelStreamInfer`` stream: its task and the responses it queued."""
+
+    __slots__ = ("out", "task")
+
+    def __init__(self) -> None:
+        self.out: _Responses = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
 
 
 def _wrong_type(what: str, expected: str) -> str:

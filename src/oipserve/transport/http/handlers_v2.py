@@ -16,7 +16,7 @@ from typing import Any
 
 from oipserve.dataplane import DataPlane
 from oipserve.domain import IndexEntry
-from oipserve.errors import InvalidArgument, Unsupported
+from oipserve.errors import DecoupledModel, InvalidArgument, Unsupported
 from oipserve.protocol import codec
 from oipserve.protocol.types import InferenceRequest, InferenceResponse
 from oipserve.repository import triton
@@ -30,6 +30,9 @@ from oipserve.transport.http.asgi import (
 from oipserve.transport.http.routing import Category, Handler, Route
 
 _HEADER_LENGTH = b"inference-header-content-length"
+
+DECOUPLED_REFUSED = "HTTP end point doesn't support models with decoupled transaction policy"
+"""Triton's text (501) for inference on a decoupled model: server ``src/http_server.cc``."""
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -201,6 +204,8 @@ class V2API:
         watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(request, current))
         try:
             return await self.dataplane.infer(infer_request)
+        except DecoupledModel:
+            raise Unsupported(DECOUPLED_REFUSED) from None
         except asyncio.CancelledError:
             if watcher.done() and not watcher.cancelled():
                 raise ClientDisconnected from None
