@@ -434,10 +434,17 @@ class Registry:
         folder = source.version_folder(version)
         backend, model_file = layout.guess_backend(source, folder)
         ctx = LoadContext(source.name, version, folder, source.config, model_file)
-        instance = self._instances(loading.instance_spec(backend, ctx))
+        spec = loading.instance_spec(backend, ctx)
+        instance = self._instances(spec)
         signature = await instance.load()
         try:
             config = _complete_config(source.name, backend, source.config, signature)
+            policy = config.model_transaction_policy
+            if spec.execution == "process" and policy is not None and policy.decoupled:
+                raise ModelLoadError(
+                    f"model '{source.name}' is decoupled: it runs in the server process only "
+                    "(execution = 'process' cannot carry its response sender yet)"
+                )
             labels = {
                 out.name: _read_labels(source.path, folder, out.label_filename)
                 for out in config.output

@@ -8,7 +8,6 @@ neither of those imports the other's module to name them: the import graph stays
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +52,7 @@ class Signature:
     decoupled: bool = False
     """The model answers each request with 0..N responses through its sender (a streaming
     model), whatever the config says."""
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     """Top-level fields of the model's config (Triton's JSON spelling, e.g. ``max_batch_size``,
     ``dynamic_batching``) that the model completed itself (Triton's auto-complete); each replaces
     the folder's field of that name."""
