@@ -280,6 +280,9 @@ def pack_results(
         if isinstance(result, InferResponse):
             outputs = [packer.pack(name, np.asarray(a)) for name, a in result.outputs.items()]
             packed.append(Result(outputs, result.parameters))
+        elif result is None:  # no sender crosses to a process: None answers nothing
+            missing = TypeError("infer returned None for a request (no response sender here)")
+            packed.append(Result(error=describe(missing)))
         else:
             packed.append(Result(error=describe(result)))
     return packed
