@@ -19,6 +19,8 @@ def test_public_api_is_pinned() -> None:
         "ModelLoadError",
         "ModelNotFound",
         "OIPServeError",
+        "ResponseSender",
+        "SenderClosed",
         "Settings",
         "Signature",
         "TensorSpec",
