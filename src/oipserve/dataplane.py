@@ -61,6 +61,10 @@ from oipserve.model import (
     StreamItem,
     TensorSpec,
 )
+from oipserve.observability.custom import merge_custom
+from oipserve.observability.hub import Observability
+from oipserve.observability.metrics import FailureReason, ModelData, ScrapeData, failure_reason
+from oipserve.observability.tracing import RequestSpan
 from oipserve.protocol.datatypes import datatype_of, dtype_of
 from oipserve.protocol.types import (
     InferenceRequest,
@@ -85,12 +89,14 @@ RESERVED_PARAMETERS = frozenset(
 EXTENSIONS: tuple[str, ...] = (
     "binary_tensor_data",
     "classification",
+    "logging",
     "model_configuration",
     "model_repository",
     "model_repository(unload_dependents)",
     "parameters",
     "schedule_policy",
     "statistics",
+    "trace",
 )
 
 EMPTY_FINAL_RESPONSE: Final = "triton_enable_empty_final_response"
@@ -115,6 +121,7 @@ class DataPlane:
         server_name: str = "oipserve",
         model_control_mode: ControlMode = "explicit",
         strict_readiness: bool = True,
+        observability: Observability | None = None,
     ) -> None:
         if model_control_mode not in CONTROL_MODES:
             raise ValueError(
@@ -125,6 +132,9 @@ class DataPlane:
         self.server_name = server_name
         self.model_control_mode = model_control_mode
         self.strict_readiness = strict_readiness
+        self.observability = observability if observability is not None else Observability()
+        """Metrics, logging and tracing: what :meth:`_record` feeds and the extensions read."""
+        self._metrics_on = self.observability.metrics is not None
         self.started = False
         """Set once start-up loading has finished."""
         self.startup_failures: dict[str, str] = {}
@@ -262,6 +272,9 @@ class DataPlane:
         if loaded.decoupled:
             raise DecoupledModel(loaded.name)
         start = time.perf_counter_ns()
+        span = self.observability.tracing.start(
+            loaded.name, loaded.version, request.id, time.time_ns()
+        )
         timing = RequestTiming()
         try:
             model_request = self._model_request(loaded, request)
@@ -273,15 +286,19 @@ class DataPlane:
             start_output = time.perf_counter_ns()
             response = self._response(loaded, request, result.outputs, result.parameters)
             output_ns = time.perf_counter_ns() - start_output
-        except asyncio.CancelledError:
-            raise  # the client went away: counted nowhere
+        except asyncio.CancelledError as cancelled:
+            # the client went away (Triton's CANCELED); counted as a failure, as Triton does
+            self._record(loaded, request, time.perf_counter_ns() - start, None, None, span)
+            if span is not None:
+                span.failed(cancelled, time.time_ns())
+            raise
         except OIPServeError as error:
-            self._record(loaded, request, time.perf_counter_ns() - start, None, error)
+            self._record(loaded, request, time.perf_counter_ns() - start, None, error, span)
             raise
         timing.request_ns += input_ns + output_ns
         timing.compute_input_ns = input_ns
         timing.compute_output_ns = output_ns
-        self._record(loaded, request, 0, timing, None)
+        self._record(loaded, request, 0, timing, None, span)
         return response
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
@@ -360,14 +377,15 @@ class DataPlane:
         failed_ns: int,
         timing: RequestTiming | None,
         error: OIPServeError | None,
+        span: RequestSpan | None = None,
     ) -> None:
         """The one place an inference request's outcome is recorded: its statistics (every
-        ``inference_stats`` count moves together, as perf_analyzer requires) and, for a server
-        fault, one ERROR log line with the model, version, request id and the model's traceback.
-        Metrics and traces hang off here too."""
+        ``inference_stats`` count moves together, as perf_analyzer requires), its metrics (the
+        counters are the statistics; failures by Triton's reason, latency histograms), its trace
+        spans and, for a server fault, one ERROR log line with the model, version, request id
+        and the model's traceback. ``timing`` None with ``error`` None: the client went away."""
         statistics = loaded.statistics
-        if error is None:
-            assert timing is not None
+        if timing is not None:
             statistics.record_success(
                 elements=timing.elements,
                 request_ns=timing.request_ns,
@@ -376,8 +394,30 @@ class DataPlane:
                 compute_input_ns=timing.compute_input_ns,
                 compute_output_ns=timing.compute_output_ns,
             )
+            if self._metrics_on:
+                loaded.observations.success(
+                    timing.request_ns,
+                    timing.queue_ns,
+                    timing.compute_input_ns,
+                    timing.compute_infer_ns,
+                    timing.compute_output_ns,
+                )
+            if span is not None:
+                span.succeeded(
+                    input_ns=timing.compute_input_ns,
+                    queue_ns=timing.queue_ns,
+                    compute_ns=timing.compute_infer_ns,
+                    end_wall_ns=time.time_ns(),
+                    batch_size=timing.elements,
+                )
             return
         statistics.record_failure(failed_ns)
+        reason: FailureReason = "CANCELED" if error is None else failure_reason(error)
+        loaded.observations.failure(reason)
+        if error is None:
+            return
+        if span is not None:
+            span.failed(error, time.time_ns())
         if error.kind is ErrorKind.INTERNAL:
             cause = error.__cause__
             logger.error(
@@ -387,7 +427,69 @@ class DataPlane:
                 request.id,
                 error.message,
                 exc_info=(type(cause), cause, cause.__traceback__) if cause is not None else None,
+                extra={"model": loaded.name, "version": loaded.version, "request_id": request.id},
             )
+
+    # -- metrics, logging and trace settings (Triton's logging and trace extensions) -----------
+
+    def metrics_data(self) -> ScrapeData:
+        """What a scrape shows: every READY version's numbers, every known version's state, the
+        transports' counters and the models' own families."""
+        data = ScrapeData()
+        for loaded in self.registry.loaded():
+            data.models.append(
+                ModelData.take(
+                    loaded.name,
+                    loaded.version,
+                    loaded.statistics.snapshot(loaded.name, loaded.version),
+                    loaded.observations,
+                    loaded.scheduler.queued(),
+                )
+            )
+            if loaded.custom_metrics is not None:
+                data.custom.extend(loaded.custom_metrics.data())
+        data.states = [
+            (entry.name, entry.version, entry.state)
+            for entry in self.registry.index()
+            if entry.version and entry.state
+        ]
+        metrics = self.observability.metrics
+        if metrics is not None:
+            data.http = dict(metrics.transport.http)
+            data.grpc = dict(metrics.transport.grpc)
+        return data
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition (``GET /metrics``); empty when metrics are off."""
+        metrics = self.observability.metrics
+        if metrics is None:
+            return ""
+        data = self.metrics_data()
+        data.custom = merge_custom(data.custom)
+        return metrics.render(data)
+
+    def log_settings(self) -> dict[str, Any]:
+        return self.observability.logs.settings.as_dict()
+
+    def update_log_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a logging-extension update (checked whole first); the settings now in force."""
+        return self.observability.logs.update(changes).as_dict()
+
+    def _trace_model(self, name: str) -> None:
+        """A per-model trace setting needs a known model (404) that is ready (400, Triton's
+        text: server ``src/http_server.cc`` ``HandleTrace``)."""
+        if name and not self.registry.readiness(name).ready:
+            raise InvalidArgument(f"Request for unknown model : {name}")
+
+    def trace_settings(self, model: str = "") -> dict[str, Any]:
+        self._trace_model(model)
+        return self.observability.tracing.control.report(model)
+
+    def update_trace_settings(self, model: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a trace-extension update (checked whole first); the settings now in force."""
+        self._trace_model(model)
+        self.observability.tracing.control.update(model, changes)
+        return self.observability.tracing.control.report(model)
 
     def _model_request(self, loaded: LoadedModel, request: InferenceRequest) -> InferRequest:
         arrays = _check_inputs(loaded, request.inputs)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import numpy as np
 
+from oipserve.observability.custom import ModelMetrics
 from oipserve.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -79,6 +80,20 @@ class LoadContext:
     config: ModelConfig
     model_file: Path | None = None
     """The model file the runtime should read (``model.joblib``, …), if one was found."""
+    metrics_registry: ModelMetrics | None = None
+    """Where :attr:`metrics` registers (the server passes its own; a fresh one otherwise)."""
+
+    def __post_init__(self) -> None:
+        if self.metrics_registry is None:
+            object.__setattr__(self, "metrics_registry", ModelMetrics(self.name, self.version))
+
+    @property
+    def metrics(self) -> ModelMetrics:
+        """The model's own metrics, exposed on ``/metrics`` beside the server's:
+        ``ctx.metrics.counter(name, description, labels)``, ``.gauge(...)``,
+        ``.histogram(..., buckets)`` (see docs/metrics.md)."""
+        assert self.metrics_registry is not None
+        return self.metrics_registry
 
     @property
     def parameters(self) -> dict[str, str]:

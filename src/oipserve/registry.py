@@ -15,6 +15,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from oipserve.errors import (
 )
 from oipserve.execution.instance import InstanceFactory, ModelInstance
 from oipserve.model import LoadContext, Signature, TensorSpec
+from oipserve.observability.custom import MetricNames, ModelMetrics
+from oipserve.observability.metrics import MetricsConfig, ModelObservations
 from oipserve.protocol.datatypes import CONFIG_NAMES
 from oipserve.protocol.types import ModelMetadata, TensorMetadata
 from oipserve.repository import config as config_module
@@ -69,6 +72,13 @@ class LoadedModel:
     outputs: dict[str, TensorSpec]
     labels: dict[str, list[str]] = field(default_factory=dict)
     """Classification labels per output (from ``label_filename``)."""
+    observations: ModelObservations = field(
+        default_factory=lambda: ModelObservations(MetricsConfig())
+    )
+    """What the metrics record per request beside the statistics (failure reasons, latency
+    histograms, summaries) and the version's load time."""
+    custom_metrics: ModelMetrics | None = None
+    """The metrics the model registered through ``ctx.metrics``."""
 
     @property
     def max_batch_size(self) -> int:
@@ -120,12 +130,16 @@ class Registry:
         *,
         allow_uploads: bool = False,
         upload_max_bytes: int = layout.DEFAULT_UPLOAD_MAX_BYTES,
+        metrics_config: MetricsConfig | None = None,
+        metric_names: MetricNames | None = None,
     ) -> None:
         self.root = root
         self._instances = instances
         self.allow_uploads = allow_uploads
         """Whether a load may bring its own files (``--allow-model-upload``; off by default)."""
         self.upload_max_bytes = upload_max_bytes
+        self._metrics_config = metrics_config or MetricsConfig()
+        self._metric_names = metric_names or MetricNames()
         self._ready: dict[str, dict[str, LoadedModel]] = {}
         self._latest: dict[str, LoadedModel] = {}
         """The highest READY version of each model: what a request without a version gets."""
@@ -433,10 +447,16 @@ class Registry:
     async def _load_version(self, source: layout.ModelSource, version: str) -> LoadedModel:
         folder = source.version_folder(version)
         backend, model_file = layout.guess_backend(source, folder)
-        ctx = LoadContext(source.name, version, folder, source.config, model_file)
+        custom_metrics = ModelMetrics(source.name, version, self._metric_names)
+        ctx = LoadContext(
+            source.name, version, folder, source.config, model_file, metrics_registry=custom_metrics
+        )
         spec = loading.instance_spec(backend, ctx)
         instance = self._instances(spec)
+        load_start = time.perf_counter()
         signature = await instance.load()
+        observations = ModelObservations(self._metrics_config)
+        observations.load_seconds = time.perf_counter() - load_start
         try:
             config = _complete_config(source.name, backend, source.config, signature)
             policy = config.model_transaction_policy
@@ -471,6 +491,8 @@ class Registry:
             inputs={spec.name: spec for spec in _serving_inputs(source.config, config, signature)},
             outputs={spec.name: spec for spec in config.output_specs()},
             labels=labels,
+            observations=observations,
+            custom_metrics=custom_metrics,
         )
 
 

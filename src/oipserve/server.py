@@ -25,6 +25,10 @@ from oipserve.dataplane import DataPlane
 from oipserve.errors import StartupError
 from oipserve.execution.executor import Executor
 from oipserve.execution.instance import Execution
+from oipserve.observability.hub import Observability
+from oipserve.observability.logging import LogControl, LogSettings
+from oipserve.observability.metrics import Metrics, MetricsConfig
+from oipserve.observability.tracing import TraceConfig, Tracing
 from oipserve.registry import Registry
 from oipserve.repository import poll
 from oipserve.repository.poll import RepositoryPoller
@@ -33,6 +37,7 @@ from oipserve.transport.grpc.server import GRPCListener, start_grpc_server
 from oipserve.transport.http.access_log import AccessLog
 from oipserve.transport.http.app import HTTPApp
 from oipserve.transport.http.asgi import ASGIApp
+from oipserve.transport.http.metrics_endpoint import MetricsEndpoint
 from oipserve.transport.http.routing import Mount
 
 logger = logging.getLogger("oipserve")
@@ -60,15 +65,37 @@ def _extra_mounts(settings: Settings) -> list[Mount]:
     return [console_mount(settings.model_control_mode)]
 
 
+def observability(settings: Settings) -> Observability:
+    """Metrics, logging and tracing as the settings ask; :class:`StartupError` for a
+    ``--metrics-config`` / ``--trace-config`` that does not parse. Logging is configured, not
+    installed (see :func:`run`)."""
+    try:
+        metrics = (
+            Metrics(MetricsConfig.parse(settings.metrics_config))
+            if settings.allow_metrics
+            else None
+        )
+        tracing = Tracing(TraceConfig.parse(settings.trace_config))
+    except (ValueError, RuntimeError) as exc:
+        raise StartupError(str(exc)) from None
+    logs = LogControl(
+        LogSettings.from_level(settings.log_level, settings.log_format, settings.log_file)
+    )
+    return Observability(metrics=metrics, logs=logs, tracing=tracing)
+
+
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.observability = observability(settings)
         self.execution = Execution(Executor(max_workers=settings.model_threads))
         self.registry = Registry(
             settings.model_repository,
             self.execution,
             allow_uploads=settings.allow_model_upload,
             upload_max_bytes=settings.model_upload_max_bytes,
+            metrics_config=self.observability.metrics_config,
+            metric_names=self.observability.metric_names,
         )
         self.execution.on_unavailable = self.registry.instance_unavailable
         self.dataplane = DataPlane(
@@ -76,6 +103,7 @@ class Server:
             server_name=settings.server_name,
             model_control_mode=settings.model_control_mode,
             strict_readiness=settings.strict_readiness,
+            observability=self.observability,
         )
         try:
             self.policy = AccessPolicy.from_options(
@@ -95,6 +123,9 @@ class Server:
         """The REST port actually bound, once listening (``None`` while not, or when off)."""
         self.grpc_port: int | None = None
         """The gRPC port actually bound, once listening (``None`` while not, or when off)."""
+        self._metrics_http: _UvicornServer | None = None
+        self.metrics_port: int | None = None
+        """The ``--metrics-port`` actually bound, once listening (``None`` when not asked)."""
         self.poller: RepositoryPoller | None = None
 
     def stop(self) -> None:
@@ -123,11 +154,14 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         http_task = await self._start_http() if self.settings.allow_http else None
+        metrics_task: asyncio.Task[None] | None = None
         try:
+            metrics_task = await self._start_metrics_port()
             grpc_listener = await self._start_grpc() if self.settings.allow_grpc else None
         except StartupError:
             if http_task is not None:
                 await self._stop_http(http_task)
+            await self._stop_metrics_port(metrics_task)
             raise
         await self.start()
         # Everything built so far (frameworks, models, the server) lives as long as the process:
@@ -159,10 +193,45 @@ class Server:
             await grpc_listener.server.stop(5)
         if http_task is not None:
             await http_task
+        await self._stop_metrics_port(metrics_task)
         stop_task.cancel()
         await self.registry.close()
         self.execution.shutdown()
+        self.observability.tracing.shutdown()
         logger.info("stopped")
+
+    async def _start_metrics_port(self) -> asyncio.Task[None] | None:
+        """``/metrics`` alone on ``--metrics-port`` (Triton's 8002), when asked for."""
+        port = self.settings.metrics_port
+        if port is None or self.observability.metrics is None:
+            return None
+        config = uvicorn.Config(
+            MetricsEndpoint(self.dataplane.metrics_text, standalone=True),
+            host=self.settings.host,
+            port=port,
+            loop="none",
+            http="h11",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level=self.settings.log_level,
+            server_header=False,
+        )
+        self._metrics_http = _UvicornServer(config)
+        task = asyncio.create_task(self._metrics_http.serve(), name="oipserve-metrics")
+        while not self._metrics_http.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            raise StartupError(
+                f"could not listen for metrics on {self.settings.host}:{port} (--metrics-port)"
+            )
+        self.metrics_port = _bound_port(self._metrics_http, port)
+        return task
+
+    async def _stop_metrics_port(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None and self._metrics_http is not None:
+            self._metrics_http.should_exit = True
+            await task
 
     async def _start_http(self) -> asyncio.Task[None]:
         """Listen for REST first, so health probes answer (not ready) while models load."""
@@ -229,6 +298,13 @@ class Server:
         else:
             logger.info("gRPC API off (--allow-grpc=false)")
         logger.info("model control mode: %s", self.settings.model_control_mode)
+        if self.observability.metrics is not None:
+            if self.http_port is not None:
+                logger.info("metrics at http://%s:%d/metrics", host, self.http_port)
+            if self.metrics_port is not None:
+                logger.info("metrics at http://%s:%d/metrics", host, self.metrics_port)
+        if self.observability.tracing.enabled:
+            logger.info("tracing: OpenTelemetry")
         if self.settings.allow_model_upload and not self.policy.guards(Category.MODEL_REPOSITORY):
             logger.warning(
                 "--allow-model-upload: clients of the repository API can send model files, "
@@ -247,10 +323,13 @@ def _bound_port(http: uvicorn.Server, asked: int) -> int:
 
 
 def run(settings: Settings) -> None:
-    """Serve until interrupted (the ``oipserve serve`` command)."""
+    """Serve until interrupted (the ``oipserve serve`` command); installs the process's logging
+    (every logger through one handler in ``--log-format``)."""
+    server = Server(settings)
+    server.observability.logs.install()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(Server(settings).serve())
+        asyncio.run(server.serve())
     else:
-        uvloop.run(Server(settings).serve())
+        uvloop.run(server.serve())

@@ -25,6 +25,8 @@ PORT_RANGE: Final = range(65536)
 
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
 """``--log-level``: the least severe messages logged."""
+LogFormat: TypeAlias = Literal["default", "ISO8601", "json"]
+"""``--log-format``: Triton's two formats, and JSON lines."""
 
 ControlMode: TypeAlias = Literal["explicit", "poll", "none"]
 """``--model-control-mode``, as Triton's: ``explicit`` (the repository API loads and unloads),
@@ -75,6 +77,19 @@ class Settings:
     """Serve the web console at ``/`` on the HTTP port."""
     access_log: bool = False
     """Log one line per HTTP request on the ``oipserve.access`` logger."""
+    # -- observability (docs/metrics.md, docs/logging-and-tracing.md) -----------------------------
+    log_format: LogFormat = "default"
+    """``default`` and ``ISO8601`` (Triton's) or ``json`` (one object a line)."""
+    log_file: str = ""
+    """Write the log to this file instead of standard error."""
+    allow_metrics: bool = True
+    """``GET /metrics`` on the HTTP port (and on ``metrics_port``)."""
+    metrics_port: int | None = None
+    """Also serve ``/metrics`` on this port (Triton's 8002); None: the HTTP port only."""
+    metrics_config: tuple[str, ...] = ()
+    """Triton's ``--metrics-config <setting>=<value>`` settings."""
+    trace_config: tuple[str, ...] = ()
+    """Triton's ``--trace-config [<mode>,]<setting>=<value>`` settings."""
 
     def __post_init__(self) -> None:
         for name in ("http_port", "grpc_port"):
@@ -83,6 +98,17 @@ class Settings:
                 raise ValueError(
                     f"{name} must be a port number from 0 to 65535 (0: any free port), not {port}"
                 )
+        if self.metrics_port is not None:
+            if self.metrics_port not in PORT_RANGE:
+                raise ValueError(
+                    f"metrics_port must be a port number from 0 to 65535, not {self.metrics_port}"
+                )
+            for name in ("http_port", "grpc_port"):
+                if self.metrics_port != 0 and self.metrics_port == getattr(self, name):
+                    raise ValueError(
+                        f"--metrics-port {self.metrics_port} is also the {name.split('_')[0]} "
+                        f"port (--{name.replace('_', '-')})"
+                    )
         if not (self.allow_http or self.allow_grpc):
             raise ValueError(
                 "allow_http and allow_grpc are both false: nothing would be served "

@@ -29,8 +29,9 @@ def test_access_log_lines(examples_repository: Path, tmp_path: Path) -> None:
             assert reply.status_code == 200
             assert client.get("/v2/models/nothing/ready").status_code == 404
         size = reply.headers["content-length"]  # as sent (httpx asks for gzip)
-        _wait_for(server, rf'"POST /v2/models/iris/infer" 200 {size}B [\d.]+ms model=iris')
-        _wait_for(server, r'"GET /v2/models/nothing/ready" 404 \d+B [\d.]+ms model=nothing')
+        # the default log format JSON-escapes each message, as Triton's does: \" around the request
+        _wait_for(server, rf'\\"POST /v2/models/iris/infer\\" 200 {size}B [\d.]+ms model=iris')
+        _wait_for(server, r'\\"GET /v2/models/nothing/ready\\" 404 \d+B [\d.]+ms model=nothing')
 
 
 def test_no_access_log_by_default(server: RunningServer) -> None:

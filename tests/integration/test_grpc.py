@@ -34,6 +34,8 @@ CORE_RPCS = {
     "RepositoryIndex",
     "RepositoryModelLoad",
     "RepositoryModelUnload",
+    "LogSettings",  # tests/integration/test_logging_and_tracing.py
+    "TraceSetting",
 }
 UNIMPLEMENTED_RPCS = sorted(
     m.name

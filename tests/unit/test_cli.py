@@ -15,7 +15,7 @@ from oipserve.settings import Settings
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     seen: list[Settings] = []
     monkeypatch.setattr("oipserve.server.run", seen.append)
-    monkeypatch.setattr(cli, "_configure_logging", lambda level: None)
+    monkeypatch.setattr(cli, "_configure_logging", lambda *args: None)
     return seen
 
 
@@ -144,3 +144,40 @@ def test_access_log_flag(
     result = CliRunner().invoke(cli.main, ["serve", str(tmp_path), *args], env=env)
     assert result.exit_code == 0, result.output
     assert captured[0].access_log is expected
+
+
+def test_observability_flags(tmp_path: Path, captured: list[Settings]) -> None:
+    args = ["serve", str(tmp_path), "--log-format", "json", "--log-file", str(tmp_path / "log")]
+    args += ["--allow-metrics=false", "--metrics-port", "8002"]
+    args += [
+        "--metrics-config",
+        "summary_latencies=true",
+        "--metrics-config",
+        "counter_latencies=false",
+    ]
+    args += ["--trace-config", "mode=opentelemetry", "--trace-config", "rate=10"]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    (settings,) = captured
+    assert (settings.log_format, settings.log_file) == ("json", str(tmp_path / "log"))
+    assert (settings.allow_metrics, settings.metrics_port) == (False, 8002)
+    assert settings.metrics_config == ("summary_latencies=true", "counter_latencies=false")
+    assert settings.trace_config == ("mode=opentelemetry", "rate=10")
+
+
+def test_observability_environment_and_defaults(
+    tmp_path: Path, captured: list[Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path), "--allow-metrics"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("OIPSERVE_LOG_FORMAT", "ISO8601")
+    monkeypatch.setenv("OIPSERVE_ALLOW_METRICS", "false")
+    result = CliRunner().invoke(cli.main, ["serve", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    default, from_env = captured
+    assert (default.allow_metrics, default.metrics_port, default.log_format) == (
+        True,
+        None,
+        "default",
+    )
+    assert (from_env.allow_metrics, from_env.log_format) == (False, "ISO8601")

@@ -150,3 +150,16 @@ def test_control_switches_levels_and_format_at_run_time(
         "from uvicorn",
     ]
     assert "hidden" not in stream.getvalue()
+
+
+def test_json_format_keeps_extra_attributes() -> None:
+    record = _record("GET /v2 200", method="GET", path="/v2", status="200")
+    record.duration_ms = 0.5  # what the access log adds, typed
+    entry = json.loads(formatter("json").format(record))
+    assert (entry["method"], entry["path"], entry["status"], entry["duration_ms"]) == (
+        "GET",
+        "/v2",
+        "200",
+        0.5,
+    )
+    assert "args" not in entry and "levelno" not in entry

@@ -22,15 +22,13 @@ ALIASES: Final = {"model_repository": "model_repository_option"}
 """Settings given by an argument and an option both: the option's parameter name."""
 
 
-def _configure_logging(level: str) -> None:
-    from rich.logging import RichHandler
+def _configure_logging(settings: Settings) -> None:
+    """Every logger of the process through one handler, in ``--log-format``."""
+    from oipserve.observability.logging import LogControl, LogSettings
 
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
-    )
+    LogControl(
+        LogSettings.from_level(settings.log_level, settings.log_format, settings.log_file)
+    ).install()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +85,26 @@ def main() -> None:
     "Log one line per HTTP request (method, path, status, bytes, duration, model).",
 )
 @setting_option("log_level", "Least severe log messages shown.")
+@setting_option(
+    "log_format", "default and ISO8601: Triton's log lines; json: one JSON object a line."
+)
+@setting_option("log_file", "Write the log to this file instead of standard error.")
+@setting_option(
+    "allow_metrics", "Serve Prometheus metrics at /metrics (--allow-metrics=false: off)."
+)
+@setting_option(
+    "metrics_port", "Also serve /metrics on this port (Triton's convention: 8002).", type=PORT
+)
+@setting_option(
+    "metrics_config",
+    "Triton's <setting>=<value> (repeatable): counter_latencies, summary_latencies, "
+    "summary_quantiles, histogram_latencies. See docs/metrics.md.",
+)
+@setting_option(
+    "trace_config",
+    "Triton's [<mode>,]<setting>=<value> (repeatable), e.g. mode=opentelemetry. "
+    "See docs/logging-and-tracing.md.",
+)
 @setting_option("server_name", "The name in the server metadata.")
 @security_options
 def serve(
@@ -109,7 +127,7 @@ def serve(
         settings = Settings(model_repository=repository.resolve(), **values)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     from oipserve.errors import StartupError
     from oipserve.server import run
 

@@ -9,8 +9,8 @@ Formats"):
 * ``ISO8601`` — ``2026-12-02T10:31:05Z I 4242 registry.py:211] "message"``;
 * ``json`` (ours) — one object a line: ``time`` (RFC 3339, UTC, microseconds), ``level``,
   ``logger``, ``message``, and where known ``model``, ``version``, ``request_id``, ``trace_id``
-  (from the record's ``extra`` or the request being served, see :func:`request_context`), and
-  ``exception`` with the traceback.
+  (from the record's ``extra`` or the request being served, see :func:`request_context`), any
+  other ``extra`` attribute (the access log's fields), and ``exception`` with the traceback.
 
 Every Python logger goes through the one handler installed on the root logger — oipserve's,
 uvicorn's (``uvicorn.error``; the access log is oipserve's own) and grpcio's — so one format holds
@@ -108,8 +108,14 @@ class TritonFormatter(logging.Formatter):
         return text
 
 
+_STANDARD_ATTRIBUTES: Final = frozenset(
+    {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime"}
+)
+
+
 class JSONFormatter(logging.Formatter):
-    """One JSON object a line."""
+    """One JSON object a line; a record's ``extra`` attributes (the access log's ``method``,
+    ``path``, ``status``, ``bytes``, ``duration_ms``, ``model``) become keys of their own."""
 
     def format(self, record: logging.LogRecord) -> str:
         seconds = int(record.created)
@@ -125,6 +131,9 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, key, None) or context.get(key)
             if value:
                 entry[key] = str(value)
+        for key, value in record.__dict__.items():  # what the record's ``extra`` added
+            if key not in _STANDARD_ATTRIBUTES and key not in entry and not key.startswith("_"):
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -44,8 +44,11 @@ from oipserve.errors import (
     OIPServeError,
     Unsupported,
 )
+from oipserve.observability import tracing
+from oipserve.observability.metrics import TransportCounters
 from oipserve.protocol.messages import SERVICE_NAME, pb
 from oipserve.repository import triton
+from oipserve.transport.grpc import observability
 from oipserve.transport.grpc.convert import infer_request_from_proto, infer_response_to_proto
 from oipserve.transport.grpc.errors import code_of
 
@@ -76,6 +79,10 @@ class InferenceServicer:
 
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
+        self._tracing = dataplane.observability.tracing.enabled
+        metrics = dataplane.observability.metrics
+        self.counters = metrics.transport if metrics is not None else None
+        """Calls by rpc and status code (``oipserve_grpc_requests_total``)."""
 
     # -- health and metadata (OIP core) --------------------------------------------------------
 
@@ -125,10 +132,15 @@ class InferenceServicer:
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
+        if self._tracing:
+            token = tracing.set_carrier(_trace_metadata(context))
         try:
             response = await self.dataplane.infer(infer_request_from_proto(request))
         except DecoupledModel:
             raise Unsupported(DECOUPLED_REFUSED) from None
+        finally:
+            if self._tracing:
+                tracing.reset_carrier(token)
         return infer_response_to_proto(response)
 
     async def ModelStreamInfer(
@@ -299,15 +311,17 @@ class InferenceServicer:
     ) -> pb.CudaSharedMemoryUnregisterResponse:
         raise _unimplemented("CudaSharedMemoryUnregister", "CUDA shared memory")
 
+    # -- logging and trace extensions (PROTOCOL.md §3.6, §3.7) ----------------------------------
+
     async def TraceSetting(
         self, request: pb.TraceSettingRequest, context: Context
     ) -> pb.TraceSettingResponse:
-        raise _unimplemented("TraceSetting", "trace")
+        return observability.trace_setting(self.dataplane, request)
 
     async def LogSettings(
         self, request: pb.LogSettingsRequest, context: Context
     ) -> pb.LogSettingsResponse:
-        raise _unimplemented("LogSettings", "logging")
+        return observability.log_settings(self.dataplane, request)
 
 
 _Response: TypeAlias = "tuple[pb.ModelStreamInferResponse, OIPServeError | None]"
@@ -322,6 +336,17 @@ class _Pending:
     def __init__(self) -> None:
         self.out: _Responses = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
+
+
+def _trace_metadata(context: Context) -> dict[str, str] | None:
+    """The W3C trace-context entries of a call's metadata, for the tracer to continue its trace."""
+    metadata = context.invocation_metadata() or ()
+    found = {
+        key: value if isinstance(value, str) else value.decode("latin-1")
+        for key, value in metadata
+        if key in tracing.PROPAGATION_KEYS
+    }
+    return found or None
 
 
 def _wrong_type(what: str, expected: str) -> str:
@@ -449,36 +474,76 @@ async def _refuse(context: Context, refusal: Refusal) -> None:
     await context.abort(REFUSAL_CODE[refusal.kind], refusal.message)
 
 
-def _guard_unary(rpc: str, behaviour: Unary, check: Check | None = None) -> Unary:
+def _aborted_code(context: Context) -> str:
+    """The status an ``abort`` set: our server's ``CallContext.aborted``, or grpc.aio's
+    ``code()``."""
+    aborted = getattr(context, "aborted", None)
+    code = getattr(aborted, "code", None)
+    if code is None and hasattr(context, "code"):
+        code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def _guard_unary(
+    rpc: str,
+    behaviour: Unary,
+    check: Check | None = None,
+    counters: TransportCounters | None = None,
+) -> Unary:
     async def handler(request: Any, context: Context) -> Any:
-        if check is not None and (refusal := check(context)) is not None:
-            await _refuse(context, refusal)
+        code = "OK"
         try:
+            if check is not None and (refusal := check(context)) is not None:
+                await _refuse(context, refusal)
             return await behaviour(request, context)
         except grpc.aio.AbortError:
+            code = _aborted_code(context)
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
             raise
         except OIPServeError as error:
+            code = code_of(error.kind).name
             await context.abort(code_of(error.kind), error.message)
         except Exception as exc:
             failure = _internal_error(rpc, request, exc)
+            code = code_of(failure.kind).name
             await context.abort(code_of(failure.kind), failure.message)
+        finally:
+            if counters is not None:  # calls by rpc and status (oipserve_grpc_requests_total)
+                counters.grpc_call(rpc, code)
 
     return handler
 
 
-def _guard_stream(rpc: str, behaviour: Streaming, check: Check | None = None) -> Streaming:
+def _guard_stream(
+    rpc: str,
+    behaviour: Streaming,
+    check: Check | None = None,
+    counters: TransportCounters | None = None,
+) -> Streaming:
     async def handler(requests: Any, context: Context) -> None:
-        if check is not None and (refusal := check(context)) is not None:
-            await _refuse(context, refusal)
+        code = "OK"
         try:
+            if check is not None and (refusal := check(context)) is not None:
+                await _refuse(context, refusal)
             await behaviour(requests, context)
         except grpc.aio.AbortError:
+            code = _aborted_code(context)
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
             raise
         except OIPServeError as error:
+            code = code_of(error.kind).name
             await context.abort(code_of(error.kind), error.message)
         except Exception as exc:
             failure = _internal_error(rpc, None, exc)
+            code = code_of(failure.kind).name
             await context.abort(code_of(failure.kind), failure.message)
+        finally:
+            if counters is not None:
+                counters.grpc_call(rpc, code)
 
     return handler
 
@@ -492,6 +557,7 @@ def _method_handlers(
     servicer: object, methods: list[Method], policy: AccessPolicy | None = None
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    counters: TransportCounters | None = getattr(servicer, "counters", None)
     for name, request_type, response_type, kind in methods:
         behaviour = getattr(servicer, name, None)
         if behaviour is None:
@@ -505,15 +571,15 @@ def _method_handlers(
         }
         if kind == "unary":
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                _guard_unary(name, behaviour, check), **codec
+                _guard_unary(name, behaviour, check, counters), **codec
             )
         elif kind == "bidi":
             handlers[name] = grpc.stream_stream_rpc_method_handler(
-                _guard_stream(name, behaviour, check), **codec
+                _guard_stream(name, behaviour, check, counters), **codec
             )
         else:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _guard_stream(name, behaviour, check), **codec
+                _guard_stream(name, behaviour, check, counters), **codec
             )
     return handlers
 

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from oipserve.auth import AccessPolicy, Refusal
 from oipserve.dataplane import DataPlane
 from oipserve.errors import InternalError, OIPServeError, PermissionDenied, Unauthenticated
+from oipserve.observability import tracing
+from oipserve.observability.hub import Observability
 from oipserve.transport.http import compression
 from oipserve.transport.http.asgi import (
     BaseResponse,
@@ -31,7 +33,9 @@ from oipserve.transport.http.asgi import (
     lifespan,
 )
 from oipserve.transport.http.errors import error_response
+from oipserve.transport.http.handlers_observability import ObservabilityAPI
 from oipserve.transport.http.handlers_v2 import V2API
+from oipserve.transport.http.metrics_endpoint import MetricsEndpoint
 from oipserve.transport.http.routing import Mount, Router
 
 logger = logging.getLogger("oipserve.http")
@@ -52,7 +56,16 @@ class HTTPApp:
         self.policy = policy if policy is not None and policy.active else None
         """The restricted-API and API-key checks (:mod:`oipserve.auth`); None: nothing to check."""
         self.v2 = V2API(dataplane)
-        self.router = Router([Mount("/v2", self.v2.routes(), name="v2"), *extra_mounts])
+        v2_routes = [*self.v2.routes(), *ObservabilityAPI(dataplane).routes()]
+        mounts = [Mount("/v2", v2_routes, name="v2"), *extra_mounts]
+        observability: Observability | None = getattr(dataplane, "observability", None)
+        metrics = observability.metrics if observability is not None else None
+        if metrics is not None:  # in no restricted-API category: never behind the API key
+            mounts.append(Mount("/metrics", app=MetricsEndpoint(dataplane.metrics_text)))
+        self.router = Router(mounts)
+        self._counters = metrics.transport if metrics is not None else None
+        """Requests by route and status (``oipserve_http_requests_total``); None: metrics off."""
+        self._tracing = observability is not None and observability.tracing.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,6 +75,8 @@ class HTTPApp:
         method = scope["method"]
         raw_path = scope.get("raw_path") or scope["path"].encode()
         response: BaseResponse | None = None
+        route_name = "unmatched"
+        carrier = None
         try:
             match = self.router.match(method, raw_path)
             route = match.route
@@ -78,6 +93,9 @@ class HTTPApp:
                 child["raw_path"] = match.path.encode("latin-1", "replace")
                 await match.mount.app(child, receive, send)
                 return
+            route_name = route.name
+            if self._tracing and b"traceparent" in headers:
+                carrier = tracing.set_carrier(_trace_headers(headers))
             response = await route.handler(
                 Request(method, headers, receive, match.params, self.max_request_bytes)
             )
@@ -86,6 +104,8 @@ class HTTPApp:
                 if accept:
                     _compress(response, accept)
             await response.send(send, receive)
+            if self._counters is not None:
+                self._counters.http_request(route_name, method, response.status)
             return
         except ClientDisconnected:
             return
@@ -98,7 +118,13 @@ class HTTPApp:
                 raise
             logger.exception("unhandled error on %s %s", method, scope["path"])
             error = InternalError(f"internal server error: {exc}")
-        await self._error(raw_path, error).send(send, receive)
+        finally:
+            if carrier is not None:
+                tracing.reset_carrier(carrier)
+        answer = self._error(raw_path, error)
+        await answer.send(send, receive)
+        if self._counters is not None:
+            self._counters.http_request(route_name, method, answer.status)
 
     def _error(self, raw_path: bytes, error: OIPServeError) -> BaseResponse:
         mount = self.router.mount_for(raw_path)
@@ -121,3 +147,12 @@ def _compress(response: BaseResponse, accept: bytes) -> None:
     coding = compression.choose(accept.decode("latin-1"))
     if coding:
         compress(coding)
+
+
+def _trace_headers(headers: dict[bytes, bytes]) -> dict[str, str]:
+    """The W3C trace-context headers of a request, for the tracer to continue its trace."""
+    return {
+        key: headers[key.encode()].decode("latin-1")
+        for key in tracing.PROPAGATION_KEYS
+        if key.encode() in headers
+    }
