@@ -72,6 +72,7 @@ from oipserve.protocol.types import (
     InputTensor,
     ModelMetadata,
     OutputTensor,
+    RequestedOutput,
     ServerMetadata,
 )
 from oipserve.registry import LoadedModel, Registry
@@ -139,6 +140,7 @@ class DataPlane:
         """Set once start-up loading has finished."""
         self.startup_failures: dict[str, str] = {}
         """``name/version`` → reason for each model that failed to load at start-up."""
+        registry.server = ModelCalls(self)
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -558,6 +560,71 @@ class DataPlane:
             parameters=parameters,
             outputs=tensors,
         )
+
+
+class ModelCalls:
+    """:class:`~oipserve.model.ServerCalls` over this dataplane: what a model asks of the server
+    (Triton's BLS, ``pb_utils.load_model`` …) goes through the same use cases as a client's
+    request — checked, queued, recorded in the callee's statistics."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self._dataplane = dataplane
+
+    async def infer(self, model: str, version: str, request: InferRequest) -> InferResponse:
+        response = await self._dataplane.infer(_protocol_request(model, version, request))
+        return _model_response(response)
+
+    async def infer_stream(
+        self, model: str, version: str, request: InferRequest
+    ) -> AsyncIterator[tuple[InferResponse | None, bool]]:
+        protocol = _protocol_request(model, version, request)
+        protocol.parameters[EMPTY_FINAL_RESPONSE] = True
+        async for response in self._dataplane.infer_stream(protocol):
+            if response.outputs or not response.final:
+                yield _model_response(response), response.final
+            else:
+                yield None, True
+
+    async def load_model(
+        self, name: str, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self._dataplane.repository_load(name, config, files)
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
+        await self._dataplane.repository_unload(name, unload_dependents)
+
+    def is_model_ready(self, name: str, version: str = "") -> bool:
+        try:
+            return self._dataplane.model_readiness(name, version).ready
+        except OIPServeError:
+            return False
+
+
+def _protocol_request(model: str, version: str, request: InferRequest) -> InferenceRequest:
+    inputs = []
+    for name, value in request.inputs.items():
+        array = np.asarray(value)
+        inputs.append(
+            InputTensor(
+                name,
+                datatype_of(array),
+                array.shape,
+                array,
+                dict(request.input_parameters.get(name, {})),
+            )
+        )
+    return InferenceRequest(
+        model_name=model,
+        model_version=version,
+        id=request.id,
+        parameters=dict(request.parameters),
+        inputs=inputs,
+        outputs=[RequestedOutput(name) for name in request.outputs],
+    )
+
+
+def _model_response(response: InferenceResponse) -> InferResponse:
+    return InferResponse({t.name: t.data for t in response.outputs}, dict(response.parameters))
 
 
 def _executed(task: asyncio.Future[Any], queue: asyncio.Queue[Any]) -> None:

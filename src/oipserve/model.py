@@ -38,10 +38,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias
 
 import numpy as np
 
@@ -60,6 +60,7 @@ __all__ = [
     "Parameter",
     "ResponseSender",
     "SenderClosed",
+    "ServerCalls",
     "Signature",
     "TensorSpec",
     "select_outputs",
@@ -67,6 +68,32 @@ __all__ = [
 
 #: a request / input / output parameter value, as the protocol allows
 Parameter: TypeAlias = bool | int | float | str
+
+
+class ServerCalls(Protocol):
+    """What a model may ask of the server it runs in (Triton's BLS and model control, as
+    ``triton_python_backend_utils`` offers them). Coroutines of the server's event loop; errors
+    are :class:`~oipserve.errors.OIPServeError`. Requests go through the server's own use cases:
+    checked, queued and recorded like a client's."""
+
+    async def infer(self, model: str, version: str, request: InferRequest) -> InferResponse:
+        """One response of ``model`` (a decoupled one is refused: use :meth:`infer_stream`)."""
+        ...
+
+    def infer_stream(
+        self, model: str, version: str, request: InferRequest
+    ) -> AsyncIterator[tuple[InferResponse | None, bool]]:
+        """The responses of ``model`` as ``(response, final)``; ``(None, True)`` ends a
+        decoupled model's stream when its final flag came without a response."""
+        ...
+
+    async def load_model(
+        self, name: str, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None: ...
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> None: ...
+
+    def is_model_ready(self, name: str, version: str = "") -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +109,9 @@ class LoadContext:
     """The model file the runtime should read (``model.joblib``, …), if one was found."""
     metrics_registry: ModelMetrics | None = None
     """Where :attr:`metrics` registers (the server passes its own; a fresh one otherwise)."""
+    server: ServerCalls | None = None
+    """The server the model runs in, for calls to other models (``None``: none, e.g. in a
+    process instance)."""
 
     def __post_init__(self) -> None:
         if self.metrics_registry is None:

@@ -33,7 +33,7 @@ from oipserve.errors import (
     Unavailable,
 )
 from oipserve.execution.instance import InstanceFactory, ModelInstance
-from oipserve.model import LoadContext, Signature, TensorSpec
+from oipserve.model import LoadContext, ServerCalls, Signature, TensorSpec
 from oipserve.observability.custom import MetricNames, ModelMetrics
 from oipserve.observability.metrics import MetricsConfig, ModelObservations
 from oipserve.protocol.datatypes import CONFIG_NAMES
@@ -152,6 +152,8 @@ class Registry:
         a model with no version serving; shown in the index without a version."""
         self._expected: set[str] = set()
         """Models announced for loading (start-up) whose load has not finished yet."""
+        self.server: ServerCalls | None = None
+        """What models may call on the server (set by the dataplane that owns this registry)."""
         self._retiring: set[asyncio.Task[None]] = set()
         """Versions being retired because their instance gave up."""
 
@@ -449,7 +451,13 @@ class Registry:
         backend, model_file = layout.guess_backend(source, folder)
         custom_metrics = ModelMetrics(source.name, version, self._metric_names)
         ctx = LoadContext(
-            source.name, version, folder, source.config, model_file, metrics_registry=custom_metrics
+            source.name,
+            version,
+            folder,
+            source.config,
+            model_file,
+            metrics_registry=custom_metrics,
+            server=self.server,
         )
         spec = loading.instance_spec(backend, ctx)
         instance = self._instances(spec)

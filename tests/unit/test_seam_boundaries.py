@@ -41,6 +41,17 @@ def offenders(prefix: str, forbidden: tuple[str, ...]) -> list[str]:
                 "oipserve.repository.layout",
             ),
         ),
+        # Triton's pb_utils speaks to the server only through oipserve.model.ServerCalls
+        (
+            "oipserve.compat",
+            (
+                "oipserve.transport",
+                "oipserve.dataplane",
+                "oipserve.registry",
+                "oipserve.execution",
+                "oipserve.scheduling",
+            ),
+        ),
         # access checks are transport-neutral: both transports (and any later stack) call them
         ("oipserve.auth", ("oipserve.transport", "oipserve.dataplane", "grpc", "uvicorn")),
         # transports render domain values; the registry's types stay behind the dataplane

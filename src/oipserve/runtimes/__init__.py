@@ -23,6 +23,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "onnxruntime": ("oipserve.runtimes.onnx", "OnnxModel", "onnx"),
     "pytorch": ("oipserve.runtimes.torch", "TorchModel", "torch"),
     "python": ("oipserve.runtimes.python", "", ""),
+    "triton_python": ("oipserve.runtimes.triton_python", "TritonPythonRuntime", ""),
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from oipserve.errors import ModelLoadError
 from oipserve.model import LoadContext, Model
+from oipserve.runtimes.triton_python import defines_triton_model
 
 
 def _module_name(ctx: LoadContext) -> str:
@@ -58,6 +59,10 @@ def instantiate_user_model(ctx: LoadContext) -> Model:
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise ModelLoadError(f"model '{ctx.name}' has backend 'python' but no model.py")
+    if defines_triton_model(path):  # Triton's Python backend: backend "python" in config.pbtxt
+        from oipserve.runtimes.triton_python import TritonPythonRuntime
+
+        return TritonPythonRuntime()
     cls = import_model_class(path, _module_name(ctx))
     try:
         return cls()
