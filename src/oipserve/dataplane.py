@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -303,7 +303,9 @@ class DataPlane:
         self._record(loaded, request, 0, timing, None, span)
         return response
 
-    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+    async def infer_stream(
+        self, request: InferenceRequest
+    ) -> AsyncGenerator[InferenceResponse, None]:
         """Run one request and yield its responses as they come, the last one ``final``.
 
         A model that is not decoupled yields exactly one response. A decoupled one yields what it
