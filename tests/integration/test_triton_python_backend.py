@@ -403,6 +403,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("triton-python")
     _write(root, "add_sub", ADD_SUB, ADD_SUB_TOML.format(backend="python"))
     _write(root, "add_sub_key", ADD_SUB, ADD_SUB_TOML.format(backend="triton_python"))
+    process = ADD_SUB_TOML.format(backend="python") + '[parameters]\nexecution = "process"\n'
+    _write(root, "add_sub_process", ADD_SUB, process)
+    _write(root, "bls_process", BLS_SYNC, BLS_TOML + '[parameters]\nexecution = "process"\n')
     _write(root, "auto_complete", AUTO_COMPLETE, 'backend = "python"\n')
     _write(root, "square_int", SQUARE, SQUARE_TOML)
     _write(root, "bls_sync", BLS_SYNC, BLS_TOML)
@@ -453,7 +456,7 @@ A = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
 B = np.array([0.5, 0.25, 2.0, -1.0], dtype=np.float32)
 
 
-@pytest.mark.parametrize("model", ["add_sub", "add_sub_key"])
+@pytest.mark.parametrize("model", ["add_sub", "add_sub_key", "add_sub_process"])
 def test_add_sub_over_http_and_grpc(
     http: httpclient.InferenceServerClient, grpc: grpcclient.InferenceServerClient, model: str
 ) -> None:
@@ -498,6 +501,14 @@ def test_bls_sync(http: httpclient.InferenceServerClient) -> None:
     arrays["MODEL_NAME"] = _name("no_such_model")
     with pytest.raises(InferenceServerException, match="no_such_model"):
         http.infer("bls_sync", _inputs(httpclient, arrays))
+
+
+def test_bls_from_a_process_instance_is_refused_clearly(
+    http: httpclient.InferenceServerClient,
+) -> None:
+    arrays = {"MODEL_NAME": _name("add_sub"), "INPUT0": A, "INPUT1": B}
+    with pytest.raises(InferenceServerException, match="runs without a server connection"):
+        http.infer("bls_process", _inputs(httpclient, arrays))
 
 
 def test_bls_async_with_a_decoupled_callee(grpc: grpcclient.InferenceServerClient) -> None:
