@@ -633,4 +633,6 @@ def test_failures_answer_with_their_message_and_the_server_goes_on(
     # a model whose initialize raises: not ready, with its message
     ready = httpx.get(f"{server.base_url}/v2/models/broken_init/ready")
     assert ready.status_code != 200
-    assert "the weights file is missing" in server.log()
+    assert "the weights file is missing" in ready.text
+    with pytest.raises(InferenceServerException, match="the weights file is missing"):
+        http.infer("broken_init", _inputs(httpclient, {"MODE": _name("echo")}))
