@@ -54,7 +54,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("execution", ("oipserve.execution",)),
-    ("runtimes and readers", ("oipserve.runtimes", "oipserve.repository")),
+    ("runtimes and readers", ("oipserve.runtimes", "oipserve.compat", "oipserve.repository")),
 )
 """The stack, top to bottom: each layer imports itself, the layers below and the vocabulary."""
 
