@@ -835,7 +835,7 @@ class MetricFamily:
                 raise TritonModelException(
                     f"MetricFamily '{self._name}': every Metric must use the same buckets"
                 )
-        series = self._family.labels(**values) if names else self._family
+        series = self._family.labels(**values)
         return Metric(self._kind, series, self._name)
 
     def _register(self, labels: tuple[str, ...], buckets: Sequence[float] | None) -> Any:
