@@ -330,6 +330,7 @@ class DataPlane:
             self._record(loaded, request, time.perf_counter_ns() - start, None, error)
             raise
         empty_final = request.parameters.get(EMPTY_FINAL_RESPONSE) is True
+        first_response_ns: int | None = None
         submit = asyncio.ensure_future(
             loaded.scheduler.submit_streaming(
                 model_request, priority=priority, timeout_us=timeout_us, timing=timing
@@ -352,6 +353,8 @@ class DataPlane:
                 if isinstance(response, InferResponse):
                     out = self._response(loaded, request, response.outputs, response.parameters)
                     out.final = final
+                    if first_response_ns is None:  # Triton's first-response time, for metrics
+                        first_response_ns = time.perf_counter_ns() - start
                     yield out
                 elif final and empty_final:
                     yield InferenceResponse(
@@ -372,7 +375,7 @@ class DataPlane:
                 sender.cancel()
                 submit.cancel()
         timing.request_ns = time.perf_counter_ns() - start
-        self._record(loaded, request, 0, timing, None)
+        self._record(loaded, request, 0, timing, None, first_response_ns=first_response_ns)
 
     def _record(
         self,
@@ -382,6 +385,7 @@ class DataPlane:
         timing: RequestTiming | None,
         error: OIPServeError | None,
         span: RequestSpan | None = None,
+        first_response_ns: int | None = None,
     ) -> None:
         """The one place an inference request's outcome is recorded: its statistics (every
         ``inference_stats`` count moves together, as perf_analyzer requires), its metrics (the
@@ -405,6 +409,7 @@ class DataPlane:
                     timing.compute_input_ns,
                     timing.compute_infer_ns,
                     timing.compute_output_ns,
+                    first_response_ns,
                 )
             if span is not None:
                 span.succeeded(

@@ -382,3 +382,86 @@ def test_metrics_are_never_behind_the_api_key(tmp_path: Path) -> None:
         both = {**keyed, "admin-key": "yes"}
         assert client.get("/v2/logging", headers=both).status_code == 200
         assert client.get("/v2/trace/setting", headers=both).status_code == 200
+
+
+SLOW_STREAM = """
+import threading
+import time
+
+import numpy as np
+
+from oipserve import InferResponse, Model
+
+
+class SlowStream(Model):
+    '''One response at once, the final one a second later.'''
+
+    def infer(self, requests):
+        for request in requests:
+            request.sender.send(InferResponse({"OUT": np.array([1], dtype=np.int32)}))
+            threading.Thread(target=self._finish, args=(request,)).start()
+        return [None] * len(requests)
+
+    def _finish(self, request):
+        time.sleep(1.0)
+        request.sender.send(InferResponse({"OUT": np.array([0], dtype=np.int32)}), final=True)
+"""
+
+STREAM_TOML = """
+backend = "python"
+max_batch_size = 0
+[model_transaction_policy]
+decoupled = true
+[[input]]
+name = "IN"
+data_type = "TYPE_INT32"
+dims = [1]
+[[output]]
+name = "OUT"
+data_type = "TYPE_INT32"
+dims = [1]
+"""
+
+
+def test_first_response_histogram_of_a_stream(tmp_path: Path) -> None:
+    """Triton's first-response histogram times a decoupled request's first response, not its
+    whole stream."""
+    import queue
+
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    root = tmp_path / "repo"
+    (root / "stream").mkdir(parents=True)
+    (root / "stream" / "model.py").write_text(SLOW_STREAM)
+    (root / "stream" / "model.toml").write_text(STREAM_TOML)
+    args = ("--metrics-config", "histogram_latencies=true")
+    with serve(root, *args, tmp_dir=tmp_path) as server:
+        results: queue.Queue[object] = queue.Queue()
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        try:
+            client.start_stream(callback=lambda result, error: results.put(error or result))
+            tensor = grpcclient.InferInput("IN", [1], "INT32")
+            tensor.set_data_from_numpy(np.array([1], dtype=np.int32))
+            client.async_stream_infer("stream", [tensor])
+            for _ in range(2):
+                assert not isinstance(results.get(timeout=30), Exception)
+            client.stop_stream()
+        finally:
+            client.close()
+
+        def recorded() -> bool:
+            return (
+                parse(httpx.get(f"{server.base_url}/metrics").text).get(
+                    ("nv_inference_request_success", labels("stream"))
+                )
+                == 1
+            )
+
+        wait_for(recorded, "the stream to be recorded")
+        samples = parse(httpx.get(f"{server.base_url}/metrics").text)
+    stream = labels("stream")
+    assert samples[("nv_inference_request_duration_us", stream)] >= 1_000_000
+    first = ("nv_inference_first_response_histogram_ms_bucket", stream | {("le", "500")})
+    assert samples[first] == 1  # the first response came long before the stream ended
+    assert samples[("nv_inference_first_response_histogram_ms_count", stream)] == 1

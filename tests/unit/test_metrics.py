@@ -294,3 +294,17 @@ def test_a_scrape_of_100_models_is_fast() -> None:
         times.append(time.process_time() - start)
     assert text.count("nv_inference_request_success{") == 100
     assert min(times) < 0.05, f"scrape of 100 models took {min(times) * 1000:.1f} ms of CPU"
+
+
+def test_first_response_of_a_stream_is_its_own_time() -> None:
+    observations = ModelObservations(MetricsConfig(histogram_latencies=True))
+    observations.success(3_000_000_000, 0, 0, 0, 0, first_response_ns=50_000_000)  # 3 s, 50 ms
+    observations.success(200_000_000, 0, 0, 0, 0)  # unary: its one response, 200 ms
+    assert observations.first_response_ms is not None
+    assert observations.first_response_ms.cumulative() == [
+        (100.0, 1),
+        (500.0, 2),
+        (2000.0, 2),
+        (5000.0, 2),
+        (math.inf, 2),
+    ]

@@ -179,9 +179,17 @@ class ModelObservations:
         """How long the version took to load (``nv_model_load_duration_secs``)."""
 
     def success(
-        self, request_ns: int, queue_ns: int, input_ns: int, infer_ns: int, output_ns: int
+        self,
+        request_ns: int,
+        queue_ns: int,
+        input_ns: int,
+        infer_ns: int,
+        output_ns: int,
+        first_response_ns: int | None = None,
     ) -> None:
-        """One request answered, with the times its statistics record."""
+        """One request answered, with the times its statistics record; ``first_response_ns``:
+        request start to its first response, for a stream (None: ``request_ns``, a unary
+        request's one response being its first)."""
         self.request_s.observe(request_ns / 1e9)
         self.queue_s.observe(queue_ns / 1e9)
         summaries = self.summaries
@@ -193,8 +201,8 @@ class ModelObservations:
             summaries["compute_infer"].observe(infer_ns // 1000)
             summaries["compute_output"].observe(output_ns // 1000)
         if self.first_response_ms is not None:
-            # a unary request's one response is its first: request start → response, in ms
-            self.first_response_ms.observe(request_ns / 1e6)
+            first = request_ns if first_response_ns is None else first_response_ns
+            self.first_response_ms.observe(first / 1e6)
 
     def failure(self, reason: FailureReason) -> None:
         self.failures[reason] += 1
