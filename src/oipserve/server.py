@@ -145,6 +145,13 @@ class Server:
                 self.dataplane.unload_model,
                 baseline=poll.snapshot(root),
             )
+        if self.settings.model_name:
+            logger.info(
+                "--model-name %s ignored: %s is a repository of model folders, each model named "
+                "after its folder",
+                self.settings.model_name,
+                root,
+            )
         await self.dataplane.start(self.settings.load_models)
 
     async def serve(self) -> None:

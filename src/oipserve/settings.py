@@ -37,6 +37,10 @@ CONTROL_MODES: Final[tuple[ControlMode, ...]] = get_args(ControlMode)
 @dataclass(frozen=True, slots=True)
 class Settings:
     model_repository: Path
+    model_name: str = ""
+    """The model's name when the repository folder is itself one model's folder (KServe's
+    ``--model_name`` for ``/mnt/models``); ignored, with a log line, for a repository of model
+    folders, whose models are named after their folders."""
     host: str = "0.0.0.0"
     http_port: int = 8080
     grpc_port: int = 8081

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import click
+from click.core import ParameterSource
 
 from oipserve import __version__
 from oipserve.cli._security import security_options
@@ -46,13 +47,25 @@ def main() -> None:
 )
 @click.option(
     flag_of("model_repository"),
+    "--model-dir",
+    "--model_dir",
     ALIASES["model_repository"],
     type=click.Path(file_okay=False, path_type=Path),
-    help="Alias of the MODEL_REPOSITORY argument (as Triton spells it).",
+    help="Alias of the MODEL_REPOSITORY argument (Triton's spelling; --model_dir is KServe's).",
+)
+@setting_option(
+    "model_name",
+    "The model's name when MODEL_REPOSITORY is itself one model's folder (KServe's "
+    "/mnt/models); with a repository of model folders it is logged and ignored.",
+    spellings=("--model_name",),
 )
 @setting_option("host", "Interface to listen on.")
-@setting_option("http_port", "REST port (0: any free port, logged).", type=PORT)
-@setting_option("grpc_port", "gRPC port (0: any free port, logged).", type=PORT)
+@setting_option(
+    "http_port", "REST port (0: any free port, logged).", type=PORT, spellings=("--http_port",)
+)
+@setting_option(
+    "grpc_port", "gRPC port (0: any free port, logged).", type=PORT, spellings=("--grpc_port",)
+)
 @setting_option("allow_http", "Serve the REST API (--allow-http=false: gRPC only).")
 @setting_option("allow_grpc", "Serve the gRPC API (--allow-grpc=false: REST only).")
 @setting_option(
@@ -111,6 +124,12 @@ def serve(
     model_repository: Path | None, model_repository_option: Path | None, **values: Any
 ) -> None:
     """Serve the models in MODEL_REPOSITORY."""
+    context = click.get_current_context()
+    if (
+        model_repository_option is not None
+        and context.get_parameter_source("model_repository") is ParameterSource.ENVIRONMENT
+    ):
+        model_repository = None  # the command line wins over OIPSERVE_MODEL_REPOSITORY
     repository = model_repository or model_repository_option
     if repository is None:
         raise click.UsageError("give the model repository (MODEL_REPOSITORY or --model-repository)")
