@@ -132,8 +132,11 @@ class Registry:
         upload_max_bytes: int = layout.DEFAULT_UPLOAD_MAX_BYTES,
         metrics_config: MetricsConfig | None = None,
         metric_names: MetricNames | None = None,
+        model_name: str = "",
     ) -> None:
         self.root = root
+        self.model_name = model_name
+        """The model's name when ``root`` is itself one model's folder (``--model-name``)."""
         self._instances = instances
         self.allow_uploads = allow_uploads
         """Whether a load may bring its own files (``--allow-model-upload``; off by default)."""
@@ -169,7 +172,7 @@ class Registry:
 
     def model_names(self) -> list[str]:
         """The model folders of the repository, sorted."""
-        return layout.list_model_names(self.root)
+        return layout.list_model_names(self.root, self.model_name)
 
     def get(self, name: str, version: str = "") -> LoadedModel:
         """The READY version asked for, or the highest READY one when ``version`` is empty.
@@ -238,7 +241,7 @@ class Registry:
         """Every model folder and every version with a state (Triton's repository index)."""
         names = set(self._status)
         if self.root.is_dir():
-            names.update(layout.list_model_names(self.root))
+            names.update(layout.list_model_names(self.root, self.model_name))
         entries: list[IndexEntry] = []
         for name in sorted(names):
             statuses = self._status.get(name, {})
@@ -295,7 +298,7 @@ class Registry:
         try:
             if files and not self.allow_uploads:
                 raise PermissionDenied(UPLOAD_REFUSED)
-            layout.validate_name(self.root, name)
+            layout.validate_name(self.root, name, self.model_name)
             override = None
             if config is not None:
                 override = config_module.parse_json(config, LOAD_PARAMETER_SOURCE)
@@ -318,12 +321,13 @@ class Registry:
             if files:
                 temporary = Path(tempfile.mkdtemp(prefix="oipserve-override-"))
                 folder = layout.write_model_files(temporary / name, files, self.upload_max_bytes)
-            source = layout.read_model(self.root, name, override, folder)
+            source = layout.read_model(self.root, name, override, folder, self.model_name)
             switched, errors = await self._load(name, source)
         except BaseException as exc:
             if temporary is not None:
                 shutil.rmtree(temporary, ignore_errors=True)
-            if isinstance(exc, InvalidArgument) and layout.validate_name(self.root, name).is_dir():
+            in_repository = layout.validate_name(self.root, name, self.model_name)
+            if isinstance(exc, InvalidArgument) and in_repository.is_dir():
                 self._model_errors[name] = str(exc)
             if isinstance(exc, Exception):  # the folder could not be read: logged once, here
                 logger.error("model '%s' failed to load: %s", name, exc)
@@ -401,7 +405,7 @@ class Registry:
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name``; a harmless no-op when nothing is loaded."""
-        layout.validate_name(self.root, name)
+        layout.validate_name(self.root, name, self.model_name)
         async with self._lock(name):
             loaded = self._ready.get(name, {})
             self._set_ready(name, {})

@@ -17,12 +17,13 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
 from oipserve.auth import AccessPolicy, Category, ConfigError
 from oipserve.dataplane import DataPlane
-from oipserve.errors import StartupError
+from oipserve.errors import InvalidArgument, StartupError
 from oipserve.execution.executor import Executor
 from oipserve.execution.instance import Execution
 from oipserve.observability.hub import Observability
@@ -30,7 +31,8 @@ from oipserve.observability.logging import LogControl, LogSettings
 from oipserve.observability.metrics import Metrics, MetricsConfig
 from oipserve.observability.tracing import TraceConfig, Tracing
 from oipserve.registry import Registry
-from oipserve.repository import poll
+from oipserve.repository import layout, poll
+from oipserve.repository.discovery import SingleModel, check_repository, layout_of
 from oipserve.repository.poll import RepositoryPoller
 from oipserve.settings import Settings
 from oipserve.transport.grpc.server import GRPCListener, start_grpc_server
@@ -96,6 +98,7 @@ class Server:
             upload_max_bytes=settings.model_upload_max_bytes,
             metrics_config=self.observability.metrics_config,
             metric_names=self.observability.metric_names,
+            model_name=settings.model_name,
         )
         self.execution.on_unavailable = self.registry.instance_unavailable
         self.dataplane = DataPlane(
@@ -137,22 +140,38 @@ class Server:
         from the repository as it was before loading began, so a change made meanwhile is picked
         up by the first poll."""
         root = self.settings.model_repository
+        model_name = self.settings.model_name
+        if root.is_dir():
+            self._log_layout(root, model_name)
         if self.settings.model_control_mode == "poll" and root.is_dir():
             self.poller = RepositoryPoller(
                 root,
                 self.settings.repository_poll_secs,
                 self.dataplane.load_model,
                 self.dataplane.unload_model,
-                baseline=poll.snapshot(root),
+                baseline=poll.snapshot(root, model_name),
+                model_name=model_name,
             )
-        if self.settings.model_name:
+        await self.dataplane.start(self.settings.load_models)
+
+    @staticmethod
+    def _log_layout(root: Path, model_name: str) -> None:
+        """Say how the root is read (one model, or a repository); :class:`StartupError` when it
+        is neither."""
+        try:
+            check_repository(root)
+        except InvalidArgument as exc:
+            raise StartupError(exc.message) from None
+        if isinstance(layout_of(root, model_name), SingleModel):
+            (name,) = layout.list_model_names(root, model_name)
+            logger.info("%s is one model's folder: serving it as model '%s'", root, name)
+        elif model_name:
             logger.info(
                 "--model-name %s ignored: %s is a repository of model folders, each model named "
                 "after its folder",
-                self.settings.model_name,
+                model_name,
                 root,
             )
-        await self.dataplane.start(self.settings.load_models)
 
     async def serve(self) -> None:
         """Run until :meth:`stop` (or SIGINT / SIGTERM)."""

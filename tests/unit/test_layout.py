@@ -80,7 +80,7 @@ def test_other_files_are_never_guessed_at(tmp_path: Path) -> None:
 
 
 def test_no_model_file_says_what_is_expected(tmp_path: Path) -> None:
-    make_model(tmp_path, "m", "labels.txt", "weights.onnx")
+    make_model(tmp_path, "m", "labels.txt", "weights.h5")
     with pytest.raises(InvalidArgument, match="has no model file") as info:
         guess(tmp_path, "m")
     message = str(info.value)

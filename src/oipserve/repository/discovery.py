@@ -7,8 +7,9 @@ named model lives. Two layouts exist today, chosen by :func:`layout_of` from wha
   root is a model, named after its folder; hidden (``.x``) and ``_x`` folders are skipped.
 - :class:`SingleModel`: the root itself is one model's folder, as KServe mounts a single model at
   ``/mnt/models`` (its storage initializer downloads the model's files there). A root that holds a
-  config file a reader recognises (``model.toml``) or a ``model.<ext>`` file directly is taken
-  for one model, named after the folder.
+  config file a reader recognises (``model.toml``), a ``model.<ext>`` file or one model file of
+  any name (``iris.joblib``) directly is taken for one model, named ``--model-name`` (KServe
+  passes the InferenceService's name), else after the folder.
 
 MLServer's repository is a third layout, for its issue: every ``model-settings.json`` found
 recursively under the root is a model (named by the file's ``name``, else its folder), and
@@ -23,6 +24,7 @@ from typing import Protocol
 from oipserve.errors import InvalidArgument
 from oipserve.repository.readers import model_readers
 from oipserve.repository.readers.guess import model_files
+from oipserve.repository.readers.storage_initializer import LOOKED_FOR, model_file_candidates
 
 
 class RepositoryLayout(Protocol):
@@ -78,13 +80,41 @@ class SingleModel:
 
 
 def is_model_folder(folder: Path) -> bool:
-    """Whether ``folder`` directly holds a model: a config file some reader recognises, or a
-    ``model.<ext>`` file of a known runtime (not one only in a version folder: ``root/1/`` is as
-    likely a model named ``1`` as a version)."""
+    """Whether ``folder`` directly holds a model: a config file some reader recognises, a
+    ``model.<ext>`` file of a known runtime, or one model file of any name as KServe's storage
+    initializer leaves it (:mod:`~oipserve.repository.readers.storage_initializer`) — not one
+    only in a version folder: ``root/1/`` is as likely a model named ``1`` as a version."""
     if not folder.is_dir():
         return False
     readers = model_readers()
-    return any(r.config_file and r.recognises(folder) for r in readers) or bool(model_files(folder))
+    return (
+        any(r.config_file and r.recognises(folder) for r in readers)
+        or bool(model_files(folder))
+        or bool(model_file_candidates(folder))
+    )
+
+
+def check_repository(root: Path) -> None:
+    """Refuse a root that is neither one model's folder nor a repository of model folders: one
+    that holds files but no model folder, and no model file either. (An empty folder is an empty
+    repository: models can be loaded into it later.)"""
+    if is_model_folder(root) or FolderPerModel().discover(root):
+        return
+    files = sorted(
+        entry.name for entry in root.iterdir() if entry.is_file() and not entry.name.startswith(".")
+    )
+    if files:
+        shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
+        raise InvalidArgument(
+            f"{root} is neither a model repository nor one model's folder: it holds no model "
+            f"folder, and none of its files ({shown}) is a model. Looked for model folders "
+            f"(one per model), a config file ({', '.join(_config_files())}), or a model file "
+            f"({', '.join(LOOKED_FOR)})"
+        )
+
+
+def _config_files() -> list[str]:
+    return [reader.config_file for reader in model_readers() if reader.config_file]
 
 
 def layout_of(root: Path, model_name: str = "") -> RepositoryLayout:

@@ -51,23 +51,30 @@ DEFAULT_UPLOAD_MAX_BYTES = 64 * 1024 * 1024
 """Bytes a load request's files may hold in total unless the server says otherwise."""
 
 
-def validate_name(root: Path, name: str) -> Path:
-    """The folder of model ``name`` in repository ``root``, refusing names that escape it."""
-    return layout_of(root).folder(root, name)
+def validate_name(root: Path, name: str, model_name: str = "") -> Path:
+    """The folder of model ``name`` in repository ``root``, refusing names that escape it.
+
+    ``model_name`` names the model when ``root`` is itself one model's folder (``--model-name``).
+    """
+    return layout_of(root, model_name).folder(root, name)
 
 
-def model_folders(root: Path) -> dict[str, Path]:
+def model_folders(root: Path, model_name: str = "") -> dict[str, Path]:
     """Every model in the repository: name → folder, sorted by name."""
-    return layout_of(root).discover(root)
+    return layout_of(root, model_name).discover(root)
 
 
-def list_model_names(root: Path) -> list[str]:
+def list_model_names(root: Path, model_name: str = "") -> list[str]:
     """Names of the models in the repository, sorted."""
-    return list(model_folders(root))
+    return list(model_folders(root, model_name))
 
 
 def read_model(
-    root: Path, name: str, override: ModelConfig | None = None, folder: Path | None = None
+    root: Path,
+    name: str,
+    override: ModelConfig | None = None,
+    folder: Path | None = None,
+    model_name: str = "",
 ) -> ModelSource:
     """Read model ``name``: its config (or ``override``) and its version folders.
 
@@ -75,7 +82,7 @@ def read_model(
     ``override`` (a load request's config) no config file is read: the folder's versions are
     its numeric folders.
     """
-    in_repository = validate_name(root, name)
+    in_repository = validate_name(root, name, model_name)
     folder = folder or in_repository
     if not folder.is_dir():
         raise ModelNotFound(name, detail="is not in the model repository")

@@ -52,13 +52,14 @@ def fingerprint(folder: Path) -> Fingerprint:
     return tuple(sorted(entries))
 
 
-def snapshot(root: Path) -> Snapshot:
+def snapshot(root: Path, model_name: str = "") -> Snapshot:
     """The fingerprint of every model folder in ``root`` (empty when ``root`` is gone); the
-    repository's layout says which folders are models (:mod:`oipserve.repository.discovery`)."""
+    repository's layout says which folders are models (:mod:`oipserve.repository.discovery`),
+    ``model_name`` naming the model when ``root`` is itself one."""
     if not root.is_dir():
         return {}
     result: Snapshot = {}
-    for name, folder in layout.model_folders(root).items():
+    for name, folder in layout.model_folders(root, model_name).items():
         try:
             result[name] = fingerprint(folder)
         except FileNotFoundError:
@@ -94,18 +95,20 @@ class RepositoryPoller:
         load: Callable[[str], Awaitable[None]],
         unload: Callable[[str], Awaitable[None]],
         baseline: Snapshot | None = None,
+        model_name: str = "",
     ) -> None:
         if interval_s <= 0:
             raise ValueError("the repository poll interval must be > 0 seconds")
         self.root = root
+        self.model_name = model_name
         self.interval_s = interval_s
         self._load = load
         self._unload = unload
-        self._last: Snapshot = baseline if baseline is not None else snapshot(root)
+        self._last: Snapshot = baseline if baseline is not None else snapshot(root, model_name)
 
     async def poll_once(self) -> Changes:
         """Compare the folder with the last snapshot and act on the differences."""
-        current = await asyncio.to_thread(snapshot, self.root)
+        current = await asyncio.to_thread(snapshot, self.root, self.model_name)
         changes = compare(self._last, current)
         self._last = current
         for name in changes.removed:

@@ -5,6 +5,7 @@ Each format is one module here, one reader object in the table (see
 
 =====================  ==============================================================
 ``model_toml``         ``model.toml``, oipserve's own (Triton's ModelConfig as TOML)
+``storage_initializer`` one model file of any name, as KServe's storage initializer leaves it
 ``guess``              zero-config: the runtime guessed from ``model.<ext>``; always last
 =====================  ==============================================================
 
@@ -31,12 +32,14 @@ from oipserve.errors import InvalidArgument
 from oipserve.repository.readers.base import ModelReader, check_config_name
 from oipserve.repository.readers.guess import ZeroConfigReader
 from oipserve.repository.readers.model_toml import ModelTomlReader
+from oipserve.repository.readers.storage_initializer import StorageInitializerReader
 from oipserve.repository.source import ModelSource
 
 __all__ = [
     "BUILTIN_READERS",
     "ENTRY_POINT_GROUP",
     "FALLBACK_READER",
+    "MODEL_FILE_READER",
     "ModelReader",
     "check_config_name",
     "model_readers",
@@ -51,6 +54,9 @@ ENTRY_POINT_GROUP = "oipserve.readers"
 #: the built-in readers of a config file, in the order they are asked
 BUILTIN_READERS: tuple[ModelReader, ...] = (ModelTomlReader(),)
 
+#: asked after the config readers: a folder with one model file of any name (KServe's)
+MODEL_FILE_READER: ModelReader = StorageInitializerReader()
+
 #: asked last, and reads what no other reader recognises
 FALLBACK_READER: ModelReader = ZeroConfigReader()
 
@@ -58,7 +64,8 @@ FALLBACK_READER: ModelReader = ZeroConfigReader()
 @functools.cache
 def model_readers() -> tuple[ModelReader, ...]:
     """The table: the built-in readers, then those of the ``oipserve.readers`` entry points
-    (sorted by name), then the zero-config reader, last. Read once per process."""
+    (sorted by name), then the reader of a lone model file of any name, then the zero-config
+    reader, last. Read once per process."""
     plugged: list[ModelReader] = []
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         try:
@@ -71,7 +78,7 @@ def model_readers() -> tuple[ModelReader, ...]:
             logger.error("model reader '%s' is not a ModelReader; ignored", entry_point.name)
             continue
         plugged.append(reader)
-    return (*BUILTIN_READERS, *plugged, FALLBACK_READER)
+    return (*BUILTIN_READERS, *plugged, MODEL_FILE_READER, FALLBACK_READER)
 
 
 def reader_for(folder: Path, readers: Sequence[ModelReader] | None = None) -> ModelReader:

@@ -3,9 +3,10 @@
 The reader itself is simple (an empty :class:`ModelConfig`, Triton's version folders); the
 guessing is :func:`guess_backend`, which every format uses when its config names no runtime or
 no file: ``model.<ext>`` in the version folder (then the model folder), the extension naming the
-runtime (:data:`BACKEND_BY_EXTENSION`). Other files (``labels.txt``, ``model-settings.json``, …)
-are never guessed at. This reader is the last of the table, and reads a folder nothing else
-recognises, so that a folder with no model file is told what it lacks.
+runtime (:data:`BACKEND_BY_EXTENSION`; a ``.bst`` file's content tells LightGBM from XGBoost).
+A lone model file of another name (``iris.joblib``) is the ``storage_initializer`` reader's. This
+reader is the last of the table, and reads a folder nothing else recognises, so that a folder with
+no model file is told what it lacks.
 """
 
 from __future__ import annotations
@@ -66,6 +67,23 @@ class ZeroConfigReader:
         )
 
 
+def backend_of_file(path: Path) -> str:
+    """The runtime of model file ``path`` by its extension; a ``.bst`` file by its content too:
+    KServe's examples name LightGBM models ``model.bst`` as well as XGBoost's, and a LightGBM
+    text model starts with ``tree``."""
+    if path.suffix == ".bst" and starts_with(path, b"tree"):
+        return "lightgbm"
+    return BACKEND_BY_EXTENSION[path.suffix]
+
+
+def starts_with(path: Path, prefix: bytes) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(prefix)) == prefix
+    except OSError:
+        return False
+
+
 def model_files(folder: Path) -> list[Path]:
     """The files named ``model.<ext>`` in ``folder`` whose extension names a runtime."""
     return sorted(
@@ -121,9 +139,7 @@ def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path 
             )
     if explicit:
         for folder in folders:
-            matching = [
-                f for f in model_files(folder) if BACKEND_BY_EXTENSION[f.suffix] == explicit
-            ]
+            matching = [f for f in model_files(folder) if backend_of_file(f) == explicit]
             if len(matching) > 1:
                 raise _ambiguous(source, folder, matching, same_runtime=True)
             if matching:
@@ -136,14 +152,15 @@ def guess_backend(source: ModelSource, version_folder: Path) -> tuple[str, Path 
     for folder in folders:
         files = model_files(folder)
         if len(files) == 1:
-            return BACKEND_BY_EXTENSION[files[0].suffix], files[0]
+            return backend_of_file(files[0]), files[0]
         if len(files) > 1:
-            backends = {BACKEND_BY_EXTENSION[f.suffix] for f in files}
+            backends = {backend_of_file(f) for f in files}
             raise _ambiguous(source, folder, files, same_runtime=len(backends) == 1)
     raise InvalidArgument(
         f"model '{source.name}' has no model file: expected one of "
-        f"{', '.join('model' + ext for ext in BACKEND_BY_EXTENSION)} in {version_folder}, "
-        f'or backend = "..." in {source.config_hint}'
+        f"{', '.join('model' + ext for ext in BACKEND_BY_EXTENSION)} in {version_folder} "
+        "(or one file of any name ending in .joblib, .pkl, .pickle, .bst, .json, .ubj, .txt, "
+        f'.onnx or .pt), or backend = "..." in {source.config_hint}'
     )
 
 
@@ -154,9 +171,7 @@ def _ambiguous(
     if same_runtime:
         fix = f'set default_model_filename = "{files[0].name}" (or another) in {source.config_hint}'
     else:
-        choices = " or ".join(
-            sorted({f'backend = "{BACKEND_BY_EXTENSION[f.suffix]}"' for f in files})
-        )
+        choices = " or ".join(sorted({f'backend = "{backend_of_file(f)}"' for f in files}))
         fix = f"set {choices} in {source.config_hint}"
     return InvalidArgument(
         f"model '{source.name}' is ambiguous: {folder} holds {names}; {fix}, or keep one model file"
