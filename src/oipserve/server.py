@@ -189,7 +189,14 @@ class Server:
                 await self._stop_http(http_task)
             await self._stop_metrics_port(metrics_task)
             raise
-        await self.start()
+        try:
+            await self.start()
+        except StartupError:  # close what is listening before saying why
+            if grpc_listener is not None:
+                await grpc_listener.server.stop(0)
+            if http_task is not None:
+                await self._stop_http(http_task)
+            raise
         # Everything built so far (frameworks, models, the server) lives as long as the process:
         # move it out of the cyclic collector's reach, so a full collection no longer walks
         # ~100k long-lived objects (a 45 ms pause, the whole p99 at concurrency 32).
