@@ -41,7 +41,7 @@ VOCABULARY = (
 """Importable from every layer; imports only the vocabulary."""
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry points", ("oipserve.__main__", "oipserve.cli", "oipserve.server")),
+    ("entry points", ("oipserve.__main__", "oipserve.cli", "oipserve.server", "oipserve.ray")),
     ("front ends", ("oipserve.transport", "oipserve.console", "oipserve.client", "oipserve.auth")),
     ("dataplane", ("oipserve.dataplane", "oipserve.classification")),
     (

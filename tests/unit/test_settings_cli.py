@@ -130,7 +130,9 @@ def test_ports_outside_the_range_are_refused(
 ) -> None:
     result = CliRunner().invoke(cli.main, ["serve", str(tmp_path), flag, port])
     assert result.exit_code == 2
-    assert f"Invalid value for '{flag}': {port} is not in the range 0<=x<=65535" in result.output
+    kserve = flag.replace("-", "_").replace("__", "--")  # --http_port, KServe's spelling
+    message = f"Invalid value for '{flag}' / '{kserve}': {port} is not in the range 0<=x<=65535"
+    assert message in result.output
     assert not captured
 
 
