@@ -114,8 +114,14 @@ def test_allow_http_false_serves_grpc_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--grpc-port", "70000"), "Invalid value for '--grpc-port': 70000 is not in the range"),
-        (("--http-port=-1",), "Invalid value for '--http-port': -1 is not in the range"),
+        (
+            ("--grpc-port", "70000"),
+            "Invalid value for '--grpc-port' / '--grpc_port': 70000 is not in the range",
+        ),
+        (
+            ("--http-port=-1",),
+            "Invalid value for '--http-port' / '--http_port': -1 is not in the range",
+        ),
         (
             ("--allow-http=false", "--allow-grpc=false"),
             "allow_http and allow_grpc are both false: nothing would be served",
