@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -93,6 +94,10 @@ def test_repository_of_model_folders_ignores_the_service_name(
         result = client.infer("iris", _iris_request())
         assert result.as_numpy("predict").tolist() == [0, 1]
         assert "--model-name triton-repository ignored" in running.log()
+        # the prometheus.kserve.io annotations: port 8080 (here the swapped one), /metrics
+        metrics = httpx.get(f"{running.base_url}/metrics", timeout=10)
+        assert metrics.status_code == 200
+        assert 'nv_inference_request_success{model="iris",version="1"}' in metrics.text
 
 
 # -- /mnt/models as the storage initializer leaves one model -------------------------------------
