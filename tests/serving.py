@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -49,9 +50,13 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_until_listening(server: RunningServer, wait_ready: bool) -> None:
+def _wait_until_listening(
+    server: RunningServer, wait_ready: bool, tls: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
+    base_url = server.base_url if tls is None else f"https://127.0.0.1:{server.http_port}"
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
+    with httpx.Client(base_url=base_url, timeout=2.0, verify=verify) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{server.log()}")
@@ -108,16 +113,25 @@ def run_command(
     tmp_dir: Path,
     env: dict[str, str] | None = None,
     wait_ready: bool = True,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[RunningServer]:
     """Run a server ``command`` that listens on ``http_port`` / ``grpc_port`` (as the command
-    itself says) until the block ends; stop it with SIGTERM. ``env`` adds to the environment."""
+    itself says) until the block ends; stop it with SIGTERM. ``env`` adds to the environment;
+    ``tls``: the server speaks HTTPS, probed with this client context."""
     log_path = tmp_dir / f"server-{http_port}.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
+    full_env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+        # tests stop servers with SIGTERM: no drain grace period unless a test asks for one
+        "OIPSERVE_DRAIN_GRACE_SECS": "0",
+        **(env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env)
     server = RunningServer(process, http_port, grpc_port, log_path)
     try:
-        _wait_until_listening(server, wait_ready)
+        _wait_until_listening(server, wait_ready, tls)
         yield server
     finally:
         process.terminate()

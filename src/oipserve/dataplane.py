@@ -138,6 +138,8 @@ class DataPlane:
         self._metrics_on = self.observability.metrics is not None
         self.started = False
         """Set once start-up loading has finished."""
+        self.draining = False
+        """Set when the server begins to shut down (SIGTERM): never ready again."""
         self.startup_failures: dict[str, str] = {}
         """``name/version`` → reason for each model that failed to load at start-up."""
         registry.server = ModelCalls(self)
@@ -176,12 +178,19 @@ class DataPlane:
     def live(self) -> bool:
         return True
 
+    def drain(self) -> None:
+        """The server is shutting down: not ready from now on (load balancers stop sending),
+        while requests are still served."""
+        self.draining = True
+
     def ready(self) -> bool:
-        if not self.started:
+        if not self.started or self.draining:
             return False
         return not (self.strict_readiness and self.startup_failures)
 
     def not_ready_reason(self) -> str:
+        if self.draining:
+            return "the server is shutting down"
         if not self.started:
             return "the server is still loading models"
         failed = ", ".join(f"{k} ({v})" for k, v in self.startup_failures.items())

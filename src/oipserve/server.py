@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -26,20 +28,25 @@ from oipserve.dataplane import DataPlane
 from oipserve.errors import InvalidArgument, StartupError
 from oipserve.execution.executor import Executor
 from oipserve.execution.instance import Execution
+from oipserve.limits import InFlight
 from oipserve.observability.hub import Observability
 from oipserve.observability.logging import LogControl, LogSettings
 from oipserve.observability.metrics import Metrics, MetricsConfig
 from oipserve.observability.tracing import TraceConfig, Tracing
+from oipserve.protocol import tensor
 from oipserve.registry import Registry
 from oipserve.repository import layout, poll
 from oipserve.repository.discovery import SingleModel, check_repository, layout_of
 from oipserve.repository.poll import RepositoryPoller
 from oipserve.settings import Settings
+from oipserve.tls import TLSConfigError, tls_files
+from oipserve.transport.grpc.credentials import server_ssl_context
 from oipserve.transport.grpc.server import GRPCListener, start_grpc_server
 from oipserve.transport.http.access_log import AccessLog
 from oipserve.transport.http.app import HTTPApp
 from oipserve.transport.http.asgi import ASGIApp
 from oipserve.transport.http.metrics_endpoint import MetricsEndpoint
+from oipserve.transport.http.protocol import ConnectionState, HTTPLimits, protocol_class
 from oipserve.transport.http.routing import Mount
 
 logger = logging.getLogger("oipserve")
@@ -112,15 +119,27 @@ class Server:
             self.policy = AccessPolicy.from_options(
                 settings.http_restricted_api, settings.grpc_restricted_protocol, settings.api_key
             )
-        except ConfigError as exc:
+            self.tls = tls_files(
+                settings.ssl_certfile,
+                settings.ssl_keyfile,
+                settings.ssl_ca_certs,
+                "required" if settings.grpc_use_ssl_mutual else settings.ssl_client_auth,
+                required=settings.grpc_use_ssl or settings.grpc_use_ssl_mutual,
+            )
+        except (ConfigError, TLSConfigError) as exc:
             raise StartupError(str(exc)) from None
+        tensor.set_limits(settings.max_tensor_elements, settings.max_tensor_bytes)
+        self.in_flight = InFlight(settings.max_in_flight)
+        self.connections = ConnectionState()
         self.http_app = HTTPApp(
             self.dataplane,
             settings.http_max_request_bytes,
             _extra_mounts(settings),
             policy=self.policy,
+            in_flight=self.in_flight,
         )
         self._stop = asyncio.Event()
+        self._hurry = asyncio.Event()
         self._http: _UvicornServer | None = None
         self.http_port: int | None = None
         """The REST port actually bound, once listening (``None`` while not, or when off)."""
@@ -131,8 +150,19 @@ class Server:
         """The ``--metrics-port`` actually bound, once listening (``None`` when not asked)."""
         self.poller: RepositoryPoller | None = None
 
-    def stop(self) -> None:
-        """Ask a running server to shut down (safe to call from a signal handler)."""
+    def stop(self, *, drain: bool = True) -> None:
+        """Ask a running server to shut down (safe to call from a signal handler): readiness
+        turns false at once and HTTP responses say ``Connection: close``. ``drain=False`` (and a
+        second call) skips what is left of the drain grace period."""
+        if self._stop.is_set() or not drain:
+            self._hurry.set()
+        self.dataplane.drain()
+        self.connections.draining = True
+        if self._http is not None:  # requests already past their headers close after answering
+            for connection in list(self._http.server_state.connections):
+                cycle = getattr(connection, "cycle", None)
+                if cycle is not None and not cycle.response_started:
+                    cycle.keep_alive = False
         self._stop.set()
 
     async def start(self) -> None:
@@ -176,9 +206,10 @@ class Server:
     async def serve(self) -> None:
         """Run until :meth:`stop` (or SIGINT / SIGTERM)."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGTERM (Kubernetes, docker stop) drains; Ctrl-C stops without the grace period
+        for sig, drain in ((signal.SIGINT, False), (signal.SIGTERM, True)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, functools.partial(self.stop, drain=drain))
         http_task = await self._start_http() if self.settings.allow_http else None
         metrics_task: asyncio.Task[None] | None = None
         try:
@@ -214,24 +245,40 @@ class Server:
         stop_task = asyncio.create_task(self._stop.wait())
         watched = {stop_task} if http_task is None else {stop_task, http_task}
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        logger.info("shutting down")
         if poll_task is not None:
             poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poll_task
-        if http_task is not None:
-            assert self._http is not None
-            self._http.should_exit = True
-        if grpc_listener is not None:
-            await grpc_listener.server.stop(5)
-        if http_task is not None:
-            await http_task
+        await self._drain(http_task, grpc_listener)
         await self._stop_metrics_port(metrics_task)
         stop_task.cancel()
         await self.registry.close()
         self.execution.shutdown()
         self.observability.tracing.shutdown()
         logger.info("stopped")
+
+    async def _drain(
+        self, http_task: asyncio.Task[None] | None, grpc_listener: GRPCListener | None
+    ) -> None:
+        """Graceful drain: readiness is already false (:meth:`stop`) and every HTTP response
+        says ``Connection: close``; requests are still served for ``drain_grace_secs`` so load
+        balancers stop sending, then both listeners close (new connections refused, gRPC clients
+        get GOAWAY) and requests queued or running get ``shutdown_timeout_secs`` to finish."""
+        grace = self.settings.drain_grace_secs
+        if grace > 0 and not (http_task is not None and http_task.done()):
+            logger.info("draining: not ready; serving for %gs more", grace)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), grace)
+        logger.info("shutting down")
+        timeout = self.settings.shutdown_timeout_secs
+        stopping: list[Awaitable[None]] = []
+        if http_task is not None:
+            assert self._http is not None
+            self._http.should_exit = True
+            stopping.append(http_task)
+        if grpc_listener is not None:
+            stopping.append(grpc_listener.server.stop(timeout))
+        await asyncio.gather(*stopping)
 
     async def _start_metrics_port(self) -> asyncio.Task[None] | None:
         """``/metrics`` alone on ``--metrics-port`` (Triton's 8002), when asked for."""
@@ -271,19 +318,33 @@ class Server:
         app: ASGIApp = self.http_app
         if self.settings.access_log:  # a wrapper only when asked: nothing on the path otherwise
             app = AccessLog(app, self.http_app.router)
+        settings = self.settings
+        limits = HTTPLimits(
+            header_timeout_s=settings.http_header_timeout_secs,
+            body_timeout_s=settings.http_body_timeout_secs,
+            max_header_bytes=int(settings.http_max_header_kb * 1024),
+            max_headers=settings.http_max_headers,
+            max_connections=settings.max_connections,
+        )
+        tls = self.tls
         config = uvicorn.Config(
             app,
-            host=self.settings.host,
-            port=self.settings.http_port,
+            host=settings.host,
+            port=settings.http_port,
             loop="none",
-            http="httptools",
+            http=protocol_class(limits, self.connections),
             lifespan="off",
             access_log=False,
             log_config=None,
-            log_level=self.settings.log_level,
-            timeout_keep_alive=30,
+            log_level=settings.log_level,
+            timeout_keep_alive=max(1, round(settings.http_keep_alive_secs)),
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_secs)),
             proxy_headers=False,  # no X-Forwarded-* rewriting: one less middleware per request
             server_header=False,
+            ssl_certfile=tls.certfile if tls else None,
+            ssl_keyfile=tls.keyfile if tls else None,
+            ssl_ca_certs=str(tls.ca_certs) if tls and tls.ca_certs else None,
+            ssl_cert_reqs=int(tls.cert_reqs) if tls else int(ssl.CERT_NONE),
         )
         self._http = _UvicornServer(config)
         http_task = asyncio.create_task(self._http.serve(), name="oipserve-http")
@@ -309,6 +370,9 @@ class Server:
                 self.settings.grpc_port,
                 self.settings.grpc_max_message_bytes,
                 policy=self.policy,
+                ssl_context=server_ssl_context(self.tls) if self.tls else None,
+                max_concurrent_streams=self.settings.grpc_max_concurrent_streams,
+                in_flight=self.in_flight,
             )
         except RuntimeError as exc:
             where = f"{self.settings.host}:{self.settings.grpc_port}"
@@ -323,11 +387,12 @@ class Server:
         if not self.dataplane.ready():  # each failure was logged once, when it happened
             logger.warning("the server is not ready: a start-up model is not READY (see above)")
         if self.http_port is not None:
-            logger.info("REST API at http://%s:%d/v2", host, self.http_port)
+            scheme = "https" if self.tls else "http"
+            logger.info("REST API at %s://%s:%d/v2", scheme, host, self.http_port)
         else:
             logger.info("REST API off (--allow-http=false)")
         if self.grpc_port is not None:
-            logger.info("gRPC API at %s:%d", host, self.grpc_port)
+            logger.info("gRPC API at %s:%d%s", host, self.grpc_port, " (TLS)" if self.tls else "")
         else:
             logger.info("gRPC API off (--allow-grpc=false)")
         logger.info("model control mode: %s", self.settings.model_control_mode)

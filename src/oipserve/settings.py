@@ -28,6 +28,9 @@ LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
 LogFormat: TypeAlias = Literal["default", "ISO8601", "json"]
 """``--log-format``: Triton's two formats, and JSON lines."""
 
+ClientAuth: TypeAlias = Literal["none", "optional", "required"]
+"""``--ssl-client-auth``: whether clients must show a certificate (``required``: mutual TLS)."""
+
 ControlMode: TypeAlias = Literal["explicit", "poll", "none"]
 """``--model-control-mode``, as Triton's: ``explicit`` (the repository API loads and unloads),
 ``poll`` (follow the repository folder) or ``none`` (the start-up models, no changes)."""
@@ -64,6 +67,44 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     """Require ``Authorization: Bearer <api_key>`` on every API but health, metrics and the
     console's files."""
+    ssl_certfile: Path | None = None
+    """PEM certificate (chain) of both listeners; with ``ssl_keyfile``, TLS is on."""
+    ssl_keyfile: Path | None = None
+    ssl_ca_certs: Path | None = None
+    """CAs that client certificates must chain to (mutual TLS)."""
+    ssl_client_auth: ClientAuth = "none"
+    """``none``, ``optional`` or ``required`` (mutual TLS: a client without a trusted
+    certificate is refused at the handshake)."""
+    grpc_use_ssl: bool = False
+    """Triton's switch: TLS on (with ``ssl_certfile`` and ``ssl_keyfile``; oipserve secures both
+    ports, so it only checks that they are given)."""
+    grpc_use_ssl_mutual: bool = False
+    """Triton's switch: mutual TLS, the same as ``ssl_client_auth = "required"``."""
+    http_header_timeout_secs: float = 10
+    """A request's line and headers must arrive within this many seconds (408 otherwise)."""
+    http_body_timeout_secs: float = 60
+    """A request's body must arrive within this many seconds of its headers (408 otherwise)."""
+    http_keep_alive_secs: float = 30
+    """How long an idle keep-alive connection stays open."""
+    http_max_header_kb: float = 16
+    """The request line and headers, in KiB (431 beyond)."""
+    http_max_headers: int = 100
+    """Headers per request (431 beyond)."""
+    max_connections: int = 1000
+    """Open HTTP connections; past it a new connection is closed at once."""
+    max_in_flight: int = 2000
+    """Requests being served at once over REST and gRPC together, health excluded (503 with
+    ``Retry-After`` beyond); 0: no limit."""
+    grpc_max_concurrent_streams: int = 256
+    """Concurrent gRPC calls per connection (HTTP/2 ``SETTINGS_MAX_CONCURRENT_STREAMS``)."""
+    max_tensor_elements: int = 1 << 24
+    """Elements of one input tensor (413 / ``RESOURCE_EXHAUSTED`` beyond)."""
+    max_tensor_mb: float = 64
+    """Bytes of one fixed-size input tensor, in MiB (413 / ``RESOURCE_EXHAUSTED`` beyond)."""
+    drain_grace_secs: float = 5
+    """After SIGTERM: readiness is false at once, requests are still served this long."""
+    shutdown_timeout_secs: float = 20
+    """Then: new connections refused, requests queued and running get this long to finish."""
     # -- ------------------------------------------------------------------------------------------
     strict_readiness: bool = True
     model_control_mode: ControlMode = "explicit"
@@ -126,6 +167,10 @@ class Settings:
     @property
     def model_upload_max_bytes(self) -> int:
         return int(self.model_upload_max_mb * 1024 * 1024)
+
+    @property
+    def max_tensor_bytes(self) -> int:
+        return int(self.max_tensor_mb * 1024 * 1024)
 
     @property
     def grpc_max_message_bytes(self) -> int:

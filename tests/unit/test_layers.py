@@ -42,7 +42,17 @@ VOCABULARY = (
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("oipserve.__main__", "oipserve.cli", "oipserve.server", "oipserve.ray")),
-    ("front ends", ("oipserve.transport", "oipserve.console", "oipserve.client", "oipserve.auth")),
+    (
+        "front ends",
+        (
+            "oipserve.transport",
+            "oipserve.console",
+            "oipserve.client",
+            "oipserve.auth",
+            "oipserve.tls",
+            "oipserve.limits",
+        ),
+    ),
     ("dataplane", ("oipserve.dataplane", "oipserve.classification")),
     (
         "registry and scheduling",

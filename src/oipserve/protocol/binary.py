@@ -22,7 +22,7 @@ def array_from_raw(
     name: str, datatype: str, shape: tuple[int, ...], buffer: bytes | memoryview
 ) -> np.ndarray:
     """Interpret ``buffer`` as a tensor of ``shape``; its size must match exactly."""
-    count = element_count(name, shape)
+    count = element_count(name, shape, datatype)
     if datatype == "BYTES":
         return _bytes_from_raw(name, shape, count, memoryview(buffer))
     dtype = dtype_of(datatype)

@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import orjson
 
-from oipserve.errors import InvalidArgument
+from oipserve.errors import InvalidArgument, PayloadTooLarge
 from oipserve.protocol.datatypes import BFLOAT16, INTEGER_DATATYPES, dtype_of
 
 #: a tensor may not hold more elements than this (2**40: far beyond any body we accept)
@@ -22,8 +22,21 @@ MAX_ELEMENTS = 1 << 40
 _MAX_NESTING = 100
 
 
-def element_count(name: str, shape: tuple[int, ...] | list[int]) -> int:
-    """Product of ``shape``, refusing negative dims and absurd sizes."""
+_limits = {"elements": 1 << 24, "bytes": 64 * 1024 * 1024}
+"""The server's tensor limits (``--max-tensor-elements``, ``--max-tensor-mb``), set once at
+start-up by :func:`set_limits`; every decoder (JSON, binary, gRPC) counts through
+:func:`element_count`."""
+
+
+def set_limits(max_elements: int, max_bytes: int) -> None:
+    """Set the largest input tensor accepted: elements, and bytes of a fixed-size datatype."""
+    _limits["elements"] = max_elements
+    _limits["bytes"] = max_bytes
+
+
+def element_count(name: str, shape: tuple[int, ...] | list[int], datatype: str = "") -> int:
+    """Product of ``shape``, refusing negative dims (400) and tensors over the server's limits
+    (413 / ``RESOURCE_EXHAUSTED``): elements, and with ``datatype`` bytes too."""
     count = 1
     for dim in shape:
         if dim < 0:
@@ -31,6 +44,18 @@ def element_count(name: str, shape: tuple[int, ...] | list[int]) -> int:
         count *= dim
     if count > MAX_ELEMENTS:
         raise InvalidArgument(f"input '{name}': shape {list(shape)} is too large")
+    if count > _limits["elements"]:
+        raise PayloadTooLarge(
+            f"input '{name}': shape {list(shape)} holds {count} elements, over the limit of "
+            f"{_limits['elements']} (raise it with --max-tensor-elements)"
+        )
+    if datatype and datatype != "BYTES" and count:
+        size = count * dtype_of(datatype).itemsize
+        if size > _limits["bytes"]:
+            raise PayloadTooLarge(
+                f"input '{name}': {size} bytes of {datatype}, over the limit of "
+                f"{_limits['bytes']} bytes (raise it with --max-tensor-mb)"
+            )
     return count
 
 
@@ -61,7 +86,7 @@ def _count_mismatch(name: str, shape: tuple[int, ...], expected: int, got: int) 
 def array_from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> np.ndarray:
     """Turn a JSON ``data`` value (flat or nested list) into an array of ``shape``."""
     dtype = dtype_of(datatype)
-    expected = element_count(name, shape)
+    expected = element_count(name, shape, datatype)
     if not isinstance(data, list):
         data = [data]
     if len(data) > expected:

@@ -143,7 +143,7 @@ def infer_request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
 def _array_from_contents(
     model: str, name: str, datatype: str, shape: tuple[int, ...], fields: Sequence[tuple[Any, Any]]
 ) -> np.ndarray:
-    count = element_count(name, shape)
+    count = element_count(name, shape, datatype)
     dtype = DTYPES[datatype]
     if not fields:
         if count == 0:

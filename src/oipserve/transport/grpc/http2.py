@@ -83,8 +83,11 @@ class _Abort(Exception):
 class GrpcServer:
     """A gRPC server on the running event loop; grpcio's generic handlers supply the methods."""
 
-    def __init__(self, max_message_bytes: int) -> None:
+    def __init__(self, max_message_bytes: int, *, max_concurrent_streams: int = 0) -> None:
         self.max_message_bytes = max_message_bytes
+        self.max_concurrent_streams = max_concurrent_streams
+        """Calls one connection may run at once (0: no limit); a call beyond is refused with
+        ``RESOURCE_EXHAUSTED`` (zttp does not let a server advertise the HTTP/2 setting)."""
         self._generic: list[grpc.GenericRpcHandler[Any, Any]] = []
         self._methods: dict[bytes, grpc.RpcMethodHandler[Any, Any] | None] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -255,6 +258,14 @@ class _Connection(asyncio.Protocol):
             return
         if self.server.stopping:
             _trailers_only(stream, grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+            return
+        limit = self.server.max_concurrent_streams
+        if limit and len(self.calls) >= limit:
+            _trailers_only(
+                stream,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this connection already runs {limit} calls (--grpc-max-concurrent-streams)",
+            )
             return
         handler = self.server.method(event.path)
         if handler is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 from oipserve.auth import AccessPolicy
 from oipserve.dataplane import DataPlane
+from oipserve.limits import InFlight
 from oipserve.transport.grpc.http2 import GrpcServer
 from oipserve.transport.grpc.service import (
     HealthServicer,
@@ -36,6 +38,9 @@ async def start_grpc_server(
     max_message_bytes: int,
     *,
     policy: AccessPolicy | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    max_concurrent_streams: int = 256,
+    in_flight: InFlight | None = None,
 ) -> GRPCListener:
     """Serve ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on ``host:port``
     (port 0: a free port chosen by the system, returned in the :class:`GRPCListener`).
@@ -43,7 +48,10 @@ async def start_grpc_server(
     Must be awaited inside the running event loop that also runs uvicorn: the server
     (:class:`~oipserve.transport.grpc.http2.GrpcServer`) runs its calls as tasks on that loop, and
     inference goes through ``dataplane.infer``, which never blocks it. Every call is checked
-    against ``policy`` (:mod:`oipserve.auth`) first. Messages up to
+    against ``policy`` (:mod:`oipserve.auth`) first and counted in ``in_flight`` (health
+    excluded). With ``ssl_context``
+    (:func:`~oipserve.transport.grpc.credentials.server_ssl_context`) the port speaks TLS only. A
+    connection runs at most ``max_concurrent_streams`` calls at once. Messages up to
     ``max_message_bytes`` are accepted and sent; a larger one gets ``RESOURCE_EXHAUSTED`` and the
     server keeps serving. ``SO_REUSEPORT`` is off, so a port that is taken fails here
     (:class:`RuntimeError`) instead of being shared silently.
@@ -52,16 +60,16 @@ async def start_grpc_server(
     calls in flight get ``grace`` seconds to finish (``None``: they are cancelled now), then the
     connections close. Do it before the registry unloads the models.
     """
-    server = GrpcServer(max_message_bytes)
+    server = GrpcServer(max_message_bytes, max_concurrent_streams=max_concurrent_streams)
     server.add_generic_rpc_handlers(
         (
-            inference_handler(InferenceServicer(dataplane), policy),
+            inference_handler(InferenceServicer(dataplane), policy, in_flight),
             health_handler(HealthServicer(dataplane), policy),
         )
     )
     address = grpc_address(host, port)
     try:
-        bound = await server.start(host, port)
+        bound = await server.start(host, port, ssl_context)
     except OSError as exc:
         raise RuntimeError(f"could not listen for gRPC on {address}: {exc}") from exc
     return GRPCListener(server, bound)

@@ -44,6 +44,7 @@ from oipserve.errors import (
     OIPServeError,
     Unsupported,
 )
+from oipserve.limits import InFlight
 from oipserve.observability import tracing
 from oipserve.observability.metrics import TransportCounters
 from oipserve.protocol.messages import SERVICE_NAME, pb
@@ -489,13 +490,20 @@ def _guard_unary(
     behaviour: Unary,
     check: Check | None = None,
     counters: TransportCounters | None = None,
+    in_flight: InFlight | None = None,
 ) -> Unary:
     async def handler(request: Any, context: Context) -> Any:
         code = "OK"
         try:
             if check is not None and (refusal := check(context)) is not None:
                 await _refuse(context, refusal)
-            return await behaviour(request, context)
+            if in_flight is None:
+                return await behaviour(request, context)
+            in_flight.enter()  # the server-wide limit (503 / UNAVAILABLE beyond)
+            try:
+                return await behaviour(request, context)
+            finally:
+                in_flight.leave()
         except grpc.aio.AbortError:
             code = _aborted_code(context)
             raise
@@ -521,13 +529,21 @@ def _guard_stream(
     behaviour: Streaming,
     check: Check | None = None,
     counters: TransportCounters | None = None,
+    in_flight: InFlight | None = None,
 ) -> Streaming:
     async def handler(requests: Any, context: Context) -> None:
         code = "OK"
         try:
             if check is not None and (refusal := check(context)) is not None:
                 await _refuse(context, refusal)
-            await behaviour(requests, context)
+            if in_flight is None:
+                await behaviour(requests, context)
+                return
+            in_flight.enter()
+            try:
+                await behaviour(requests, context)
+            finally:
+                in_flight.leave()
         except grpc.aio.AbortError:
             code = _aborted_code(context)
             raise
@@ -554,7 +570,10 @@ Method: TypeAlias = "tuple[str, type[Message], type[Message], RpcKind]"
 
 
 def _method_handlers(
-    servicer: object, methods: list[Method], policy: AccessPolicy | None = None
+    servicer: object,
+    methods: list[Method],
+    policy: AccessPolicy | None = None,
+    in_flight: InFlight | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     counters: TransportCounters | None = getattr(servicer, "counters", None)
@@ -565,21 +584,22 @@ def _method_handlers(
         if name not in RPC_CATEGORY:
             raise TypeError(f"rpc {name} has no restricted-protocol category (RPC_CATEGORY)")
         check = access_check(policy, name)
+        counted = in_flight if RPC_CATEGORY[name] is not Category.HEALTH else None
         codec: dict[str, Any] = {
             "request_deserializer": request_type.FromString,
             "response_serializer": response_type.SerializeToString,
         }
         if kind == "unary":
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                _guard_unary(name, behaviour, check, counters), **codec
+                _guard_unary(name, behaviour, check, counters, counted), **codec
             )
         elif kind == "bidi":
             handlers[name] = grpc.stream_stream_rpc_method_handler(
-                _guard_stream(name, behaviour, check, counters), **codec
+                _guard_stream(name, behaviour, check, counters, counted), **codec
             )
         else:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _guard_stream(name, behaviour, check, counters), **codec
+                _guard_stream(name, behaviour, check, counters, counted), **codec
             )
     return handlers
 
@@ -599,12 +619,14 @@ def _inference_methods() -> list[Method]:
 
 
 def inference_handler(
-    servicer: InferenceServicer, policy: AccessPolicy | None = None
+    servicer: InferenceServicer,
+    policy: AccessPolicy | None = None,
+    in_flight: InFlight | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """The generic handler serving ``servicer`` as ``inference.GRPCInferenceService``, each rpc
     checked against ``policy`` (:mod:`oipserve.auth`) first."""
     return grpc.method_handlers_generic_handler(
-        SERVICE_NAME, _method_handlers(servicer, _inference_methods(), policy)
+        SERVICE_NAME, _method_handlers(servicer, _inference_methods(), policy, in_flight)
     )
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from oipserve.auth import AccessPolicy, Refusal
+from oipserve.auth import AccessPolicy, Category, Refusal
 from oipserve.dataplane import DataPlane
 from oipserve.errors import InternalError, OIPServeError, PermissionDenied, Unauthenticated
+from oipserve.limits import InFlight
 from oipserve.observability import tracing
 from oipserve.observability.hub import Observability
 from oipserve.transport.http import compression
@@ -50,11 +51,14 @@ class HTTPApp:
         max_request_bytes: int,
         extra_mounts: Sequence[Mount] = (),
         policy: AccessPolicy | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
         self.policy = policy if policy is not None and policy.active else None
         """The restricted-API and API-key checks (:mod:`oipserve.auth`); None: nothing to check."""
+        self.in_flight = in_flight if in_flight is not None and in_flight.limit > 0 else None
+        """The server-wide in-flight limit (:mod:`oipserve.limits`), shared with gRPC."""
         self.v2 = V2API(dataplane)
         v2_routes = [*self.v2.routes(), *ObservabilityAPI(dataplane).routes()]
         mounts = [Mount("/v2", v2_routes, name="v2"), *extra_mounts]
@@ -96,9 +100,16 @@ class HTTPApp:
             route_name = route.name
             if self._tracing and b"traceparent" in headers:
                 carrier = tracing.set_carrier(_trace_headers(headers))
-            response = await route.handler(
-                Request(method, headers, receive, match.params, self.max_request_bytes)
-            )
+            request = Request(method, headers, receive, match.params, self.max_request_bytes)
+            in_flight = self.in_flight
+            if in_flight is None or route.category in _UNCOUNTED:
+                response = await route.handler(request)
+            else:
+                in_flight.enter()
+                try:
+                    response = await route.handler(request)
+                finally:
+                    in_flight.leave()
             if route.compress and response.status == 200:
                 accept = headers.get(b"accept-encoding")
                 if accept:
@@ -131,6 +142,10 @@ class HTTPApp:
         if mount is not None and mount.render_error is not None:
             return mount.render_error(error)
         return error_response(error)
+
+
+_UNCOUNTED = frozenset({None, Category.HEALTH})
+"""Routes outside the in-flight limit: health probes must answer under load."""
 
 
 def _refused(refusal: Refusal) -> OIPServeError:
