@@ -9,9 +9,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from oipserve.errors import InvalidArgument
+from oipserve.errors import InvalidArgument, PayloadTooLarge
 from oipserve.protocol.datatypes import BFLOAT16, DTYPES, datatype_of, from_config_name
-from oipserve.protocol.tensor import array_from_json, array_to_json, element_count
+from oipserve.protocol.tensor import array_from_json, array_to_json, element_count, set_limits
 
 
 @pytest.mark.parametrize(
@@ -86,9 +86,25 @@ def test_bad_data(datatype: str, shape: tuple[int, ...], data: Any, message: str
 
 
 def test_huge_shape_with_tiny_data_allocates_nothing() -> None:
-    # 2**39 float32 elements would be 2 TiB; the count check must come first
-    with pytest.raises(InvalidArgument, match="needs 549755813888 elements"):
+    # 2**39 float32 elements would be 2 TiB; the count check must come first: over the tensor
+    # limit it is 413, under it a count mismatch
+    with pytest.raises(PayloadTooLarge, match="--max-tensor-elements"):
         array_from_json("x", "FP32", (2**39,), [1.0])
+    with pytest.raises(InvalidArgument, match="needs 8388608 elements"):
+        array_from_json("x", "FP32", (2**23,), [1.0])
+
+
+def test_tensor_limits() -> None:
+    set_limits(100, 400)
+    try:
+        assert element_count("x", (10, 10), "FP32") == 100
+        with pytest.raises(PayloadTooLarge, match="101 elements"):
+            element_count("x", (101,))
+        with pytest.raises(PayloadTooLarge, match="--max-tensor-mb"):
+            element_count("x", (60,), "FP64")
+        assert element_count("x", (100,), "BYTES") == 100  # variable size: elements only
+    finally:
+        set_limits(1 << 24, 64 * 1024 * 1024)
 
 
 def test_deep_nesting_is_refused() -> None:

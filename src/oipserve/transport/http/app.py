@@ -23,12 +23,14 @@ from oipserve.errors import InternalError, OIPServeError, PermissionDenied, Unau
 from oipserve.limits import InFlight
 from oipserve.observability import tracing
 from oipserve.observability.hub import Observability
+from oipserve.protocol import codec
 from oipserve.transport.http import compression
 from oipserve.transport.http.asgi import (
     BaseResponse,
     ClientDisconnected,
     Receive,
     Request,
+    Response,
     Scope,
     Send,
     lifespan,
@@ -37,7 +39,8 @@ from oipserve.transport.http.errors import error_response
 from oipserve.transport.http.handlers_observability import ObservabilityAPI
 from oipserve.transport.http.handlers_v2 import V2API
 from oipserve.transport.http.metrics_endpoint import MetricsEndpoint
-from oipserve.transport.http.routing import Mount, Router
+from oipserve.transport.http.openapi import openapi_document
+from oipserve.transport.http.routing import Mount, Route, Router
 
 logger = logging.getLogger("oipserve.http")
 
@@ -60,7 +63,10 @@ class HTTPApp:
         self.in_flight = in_flight if in_flight is not None and in_flight.limit > 0 else None
         """The server-wide in-flight limit (:mod:`oipserve.limits`), shared with gRPC."""
         self.v2 = V2API(dataplane)
-        v2_routes = [*self.v2.routes(), *ObservabilityAPI(dataplane).routes()]
+        openapi = Route(
+            "GET", "/openapi.json", self._openapi, name="openapi", category=Category.METADATA
+        )
+        v2_routes = [*self.v2.routes(), *ObservabilityAPI(dataplane).routes(), openapi]
         mounts = [Mount("/v2", v2_routes, name="v2"), *extra_mounts]
         observability: Observability | None = getattr(dataplane, "observability", None)
         metrics = observability.metrics if observability is not None else None
@@ -70,6 +76,7 @@ class HTTPApp:
         self._counters = metrics.transport if metrics is not None else None
         """Requests by route and status (``oipserve_http_requests_total``); None: metrics off."""
         self._tracing = observability is not None and observability.tracing.enabled
+        self._openapi_body: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,6 +143,12 @@ class HTTPApp:
         await answer.send(send, receive)
         if self._counters is not None:
             self._counters.http_request(route_name, method, answer.status)
+
+    async def _openapi(self, request: Request) -> BaseResponse:
+        """``GET /v2/openapi.json``: the OpenAPI 3.1 document of this router (built once)."""
+        if self._openapi_body is None:
+            self._openapi_body = codec.encode(openapi_document(self.router))
+        return Response(200, self._openapi_body)
 
     def _error(self, raw_path: bytes, error: OIPServeError) -> BaseResponse:
         mount = self.router.mount_for(raw_path)
