@@ -43,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "--max-in-flight", "4",
         "--max-tensor-elements", "1000",
         "--grpc-max-concurrent-streams", "2",
+        "--http-keep-alive-secs", "1",
         "--model-threads", "8",
         tmp_dir=tmp_path_factory.mktemp("limits"),
     ) as running:  # fmt: skip
@@ -126,6 +127,15 @@ def test_a_silent_connection_is_closed(server: RunningServer) -> None:
         started = time.monotonic()
         assert _read_all(sock, limit_s=10) == b""  # closed by the server, no response
         assert time.monotonic() - started < 8
+
+
+def test_an_idle_keep_alive_connection_is_closed(server: RunningServer) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert _read_all(sock, limit_s=10) == b""  # closed after --http-keep-alive-secs 1
+        assert 0.5 < time.monotonic() - started < 8
 
 
 def test_a_body_that_stops_halfway_gets_408(server: RunningServer) -> None:
