@@ -31,7 +31,7 @@ from tritonclient.utils import InferenceServerException
 
 from oipserve.auth import Category
 from oipserve.dataplane import DataPlane
-from oipserve.transport.http.handlers_v2 import V2API
+from oipserve.transport.http.app import HTTPApp
 from tests.integration.test_repository import config_json, write_model
 from tests.serving import RunningServer, free_port, serve
 
@@ -110,12 +110,18 @@ def restricted(
 
 
 def _routes() -> list[tuple[str, str, Category]]:
-    routes = V2API(cast(DataPlane, None)).routes()
-    found = []
-    for route in routes:
-        assert route.category is not None, route
-        for method in route.methods:
-            found.append((method, "/v2" + route.path, route.category))
+    """Every categorised route of the REST app's whole table (OIP, observability, OpenAPI, ...)."""
+    router = HTTPApp(cast(DataPlane, None), 1).router
+    found: list[tuple[str, str, Category]] = []
+    for pattern, route, _mount in router.routes():
+        if route.category is None:  # the console's files: open by design
+            continue
+        path = "/".join(
+            "{" + part[1:-1].partition(":")[0] + "}" if part.startswith("{") else part
+            for part in pattern.split("/")
+        )
+        found.extend((method, path, route.category) for method in route.methods)
+    assert len(found) >= 25
     return found
 
 
@@ -332,6 +338,9 @@ def test_api_key_over_rest(keyed: RunningServer) -> None:
     assert httpx.get(f"{base}/v2/models/plain/ready").status_code == 200
     console = httpx.get(f"{base}/")
     assert console.status_code in (200, 404)  # 404 only when the console is switched off
+    metrics = httpx.get(f"{base}/metrics")  # Prometheus scrapes without credentials
+    assert metrics.status_code == 200, metrics.text
+    assert "nv_inference_request_success" in metrics.text
     for method, path, body in [
         ("GET", "/v2", None),
         ("GET", "/v2/models/plain", None),
