@@ -109,7 +109,7 @@ def message_to_json(message: config_pb.ModelConfig) -> dict[str, Any]:
     data = json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
     )
-    _int64_as_numbers(config_pb.ModelConfig.DESCRIPTOR, data)
+    int64_as_numbers(config_pb.ModelConfig.DESCRIPTOR, data)
     return data
 
 
@@ -118,7 +118,7 @@ def check(config: ModelConfig, source: str) -> None:
     to_proto(config, source)
 
 
-def _int64_as_numbers(descriptor: Descriptor | Any, data: dict[str, Any]) -> None:
+def int64_as_numbers(descriptor: Descriptor | Any, data: dict[str, Any]) -> None:
     """Turn the strings protobuf prints for 64-bit integers back into numbers, in place."""
     for key, value in data.items():
         field = descriptor.fields_by_name.get(key)
@@ -129,11 +129,11 @@ def _int64_as_numbers(descriptor: Descriptor | Any, data: dict[str, Any]) -> Non
             value_field = message_type.fields_by_name["value"]
             if value_field.message_type is not None:
                 for item in value.values():
-                    _int64_as_numbers(value_field.message_type, item)
+                    int64_as_numbers(value_field.message_type, item)
             elif value_field.type in _INT64_TYPES:
                 data[key] = {k: int(v) for k, v in value.items()}
         elif message_type is not None:
             for item in value if isinstance(value, list) else [value]:
-                _int64_as_numbers(message_type, item)
+                int64_as_numbers(message_type, item)
         elif field.type in _INT64_TYPES:
             data[key] = [int(v) for v in value] if isinstance(value, list) else int(value)

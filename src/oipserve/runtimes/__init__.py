@@ -24,6 +24,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "pytorch": ("oipserve.runtimes.torch", "TorchModel", "torch"),
     "python": ("oipserve.runtimes.python", "", ""),
     "triton_python": ("oipserve.runtimes.triton_python", "TritonPythonRuntime", ""),
+    "fil": ("oipserve.runtimes.fil", "FilModel", "xgboost"),
 }
 
 

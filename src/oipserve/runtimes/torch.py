@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,8 @@ class TorchModel(BatchedModel):
         else:
             self._module = _load_script(torch, ctx.model_file, self._device)
             signature = Signature(platform="pytorch_libtorch")
-        declared_in = tuple(spec.name for spec in ctx.config.input_specs())
-        declared_out = tuple(spec.name for spec in ctx.config.output_specs())
+        declared_in = by_index(spec.name for spec in ctx.config.input_specs())
+        declared_out = by_index(spec.name for spec in ctx.config.output_specs())
         self._input_names = declared_in or tuple(s.name for s in signature.inputs)
         self._output_names = declared_out or tuple(s.name for s in signature.outputs)
         self._named_inputs = bool(self._input_names)
@@ -175,6 +175,29 @@ class TorchModel(BatchedModel):
         if value.dtype == torch.bfloat16:
             return np.asarray(value.view(torch.int16).numpy().view(BFLOAT16))
         return np.asarray(value.numpy())
+
+
+def by_index(names: Iterable[str]) -> tuple[str, ...]:
+    """Triton's PyTorch binding (pytorch_backend README, "Naming convention"): when every name is
+    ``<name>__<index>`` (``INPUT__0``, ``OUTPUT__1``), the index is the position in ``forward``'s
+    arguments or results, whatever the order the config lists them in; otherwise the config's
+    order is the position."""
+    listed = tuple(names)
+    found = [_index(name) for name in listed]
+    indexed = [index for index in found if index is not None]
+    if not listed or len(indexed) != len(listed):
+        return listed
+    if sorted(indexed) != list(range(len(listed))):
+        raise ModelLoadError(
+            f"tensor names {', '.join(listed)} follow Triton's NAME__INDEX convention, so their "
+            f"indexes must be 0 to {len(listed) - 1}, each once"
+        )
+    return tuple(name for _, name in sorted(zip(indexed, listed, strict=True)))
+
+
+def _index(name: str) -> int | None:
+    stem, separator, index = name.rpartition("__")
+    return int(index) if separator and stem and index.isdigit() else None
 
 
 def _device(torch: Any, name: str) -> Any:

@@ -5,11 +5,12 @@ Each format is one module here, one reader object in the table (see
 
 =====================  ==============================================================
 ``model_toml``         ``model.toml``, oipserve's own (Triton's ModelConfig as TOML)
+``config_pbtxt``       ``config.pbtxt``, Triton's own (protobuf text format)
 ``storage_initializer`` one model file of any name, as KServe's storage initializer leaves it
 ``guess``              zero-config: the runtime guessed from ``model.<ext>``; always last
 =====================  ==============================================================
 
-Triton's ``config.pbtxt``, MLServer's ``model-settings.json`` and Hugging Face folders are each a
+MLServer's ``model-settings.json`` and Hugging Face folders are each a
 new module whose reader joins :data:`BUILTIN_READERS`; a third-party package adds its own through
 the ``oipserve.readers`` entry-point group (an object or a class built with no arguments), as
 runtimes do through ``oipserve.runtimes``.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from oipserve.errors import InvalidArgument
 from oipserve.repository.readers.base import ModelReader, check_config_name
+from oipserve.repository.readers.config_pbtxt import ConfigPbtxtReader
 from oipserve.repository.readers.guess import ZeroConfigReader
 from oipserve.repository.readers.model_toml import ModelTomlReader
 from oipserve.repository.readers.storage_initializer import StorageInitializerReader
@@ -52,7 +54,7 @@ logger = logging.getLogger("oipserve.readers")
 ENTRY_POINT_GROUP = "oipserve.readers"
 
 #: the built-in readers of a config file, in the order they are asked
-BUILTIN_READERS: tuple[ModelReader, ...] = (ModelTomlReader(),)
+BUILTIN_READERS: tuple[ModelReader, ...] = (ModelTomlReader(), ConfigPbtxtReader())
 
 #: asked after the config readers: a folder with one model file of any name (KServe's)
 MODEL_FILE_READER: ModelReader = StorageInitializerReader()
