@@ -52,7 +52,7 @@ TABLE: tuple[ModelReader, ...] = (ModelTomlReader(), PbtxtLikeReader(), ZeroConf
 
 def test_the_table_is_model_toml_then_zero_config_last() -> None:
     readers = model_readers()
-    assert [r.name for r in readers] == ["model.toml", "model file", "zero-config"]
+    assert [r.name for r in readers] == ["model.toml", "config.pbtxt", "model file", "zero-config"]
     assert readers[: len(BUILTIN_READERS)] == BUILTIN_READERS
     assert readers[-1] is FALLBACK_READER
 
