@@ -180,6 +180,7 @@ def test_entry_point_readers_join_the_table_before_the_guesser(
         names = [reader.name for reader in model_readers()]
     finally:
         model_readers.cache_clear()
-    assert names == ["model.toml", "config.pbtxt", "model file", "zero-config"]
+    # the built-ins (model.toml, config.pbtxt), the plugged one, the model-file reader, the guesser
+    assert names == ["model.toml", "config.pbtxt", "config.pbtxt", "model file", "zero-config"]
     assert "model reader 'broken' could not be loaded" in caplog.text
     assert "model reader 'not-a-reader' is not a ModelReader" in caplog.text
