@@ -112,6 +112,10 @@ class LoadContext:
     server: ServerCalls | None = None
     """The server the model runs in, for calls to other models (``None``: none, e.g. in a
     process instance)."""
+    auto_complete: bool = False
+    """Whether the runtime may complete the config from the model file as Triton's backends do
+    (set for a ``config.pbtxt`` model unless ``--disable-auto-complete-config``): e.g. ONNX
+    Runtime's default ``max_batch_size``, answered through :attr:`Signature.config`."""
 
     def __post_init__(self) -> None:
         if self.metrics_registry is None:

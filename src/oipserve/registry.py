@@ -41,6 +41,7 @@ from oipserve.protocol.types import ModelMetadata, TensorMetadata
 from oipserve.repository import config as config_module
 from oipserve.repository import layout, paths, triton
 from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput, TransactionPolicy
+from oipserve.repository.readers.config_pbtxt import CONFIG_FILE as CONFIG_PBTXT
 from oipserve.scheduling.batcher import Scheduler
 from oipserve.scheduling.statistics import ModelStatistics
 
@@ -133,10 +134,14 @@ class Registry:
         metrics_config: MetricsConfig | None = None,
         metric_names: MetricNames | None = None,
         model_name: str = "",
+        auto_complete: bool = True,
     ) -> None:
         self.root = root
         self.model_name = model_name
         """The model's name when ``root`` is itself one model's folder (``--model-name``)."""
+        self.auto_complete = auto_complete
+        """Whether runtimes complete a ``config.pbtxt`` model's config from its file, as Triton
+        does unless ``--disable-auto-complete-config``."""
         self._instances = instances
         self.allow_uploads = allow_uploads
         """Whether a load may bring its own files (``--allow-model-upload``; off by default)."""
@@ -462,6 +467,7 @@ class Registry:
             model_file,
             metrics_registry=custom_metrics,
             server=self.server,
+            auto_complete=self.auto_complete and source.reader == CONFIG_PBTXT,
         )
         spec = loading.instance_spec(backend, ctx)
         instance = self._instances(spec)

@@ -106,6 +106,7 @@ class Server:
             metrics_config=self.observability.metrics_config,
             metric_names=self.observability.metric_names,
             model_name=settings.model_name,
+            auto_complete=not settings.disable_auto_complete_config,
         )
         self.execution.on_unavailable = self.registry.instance_unavailable
         self.dataplane = DataPlane(

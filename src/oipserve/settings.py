@@ -107,6 +107,9 @@ class Settings:
     """Then: new connections refused, requests queued and running get this long to finish."""
     # -- ------------------------------------------------------------------------------------------
     strict_readiness: bool = True
+    disable_auto_complete_config: bool = False
+    """Triton's ``--disable-auto-complete-config``: a ``config.pbtxt`` model's config is used as
+    written, never completed from the model file (ONNX Runtime's default ``max_batch_size``)."""
     model_control_mode: ControlMode = "explicit"
     """``explicit`` (repository API load / unload allowed), ``poll`` (follow the folder) or
     ``none`` (the models loaded at start-up, no changes)."""

@@ -69,6 +69,10 @@ optimization { execution_accelerators { gpu_execution_accelerator : [ { name : "
     )
 
 
+def onnx_bytes(repo: Path) -> bytes:
+    return (repo / "onnx_lr" / "1" / "model.onnx").read_bytes()
+
+
 def build_torch(root: Path) -> None:
     import io
 
@@ -187,6 +191,8 @@ def server(
     repo = root / "models"
     repo.mkdir()
     build_onnx(repo)
+    auto = repo / "onnx_auto"
+    write(auto, 'platform: "onnxruntime_onnx"\n', {"1/model.onnx": onnx_bytes(repo)})
     build_torch(repo)
     built = build_fil(repo, root)
     for name, (config, _) in BAD.items():
@@ -290,3 +296,31 @@ def test_sequence_not_advertised(server: tuple[RunningServer, object]) -> None:
     metadata = httpclient.InferenceServerClient(server[0].http_url).get_server_metadata()
     assert "sequence" not in metadata["extensions"]
     assert "sequence_batching" in reasons(server[0])["sequence"]
+
+
+def test_onnx_auto_complete_default_batch(server: tuple[RunningServer, object]) -> None:
+    """Triton's ONNX Runtime auto-complete: a batchable graph gets max_batch_size 4 and the
+    dynamic batcher; the tensors come from the graph without their batch dim."""
+    running, _ = server
+    client = httpclient.InferenceServerClient(running.http_url)
+    config = client.get_model_config("onnx_auto")
+    assert config["max_batch_size"] == 4
+    assert "dynamic_batching" in config
+    assert [i["dims"] for i in config["input"]] == [[4]]
+    x, _ = features()
+    inputs = [httpclient.InferInput("X", [2, 4], "FP32")]
+    inputs[0].set_data_from_numpy(x[:2])
+    assert client.infer("onnx_auto", inputs).as_numpy("probabilities").shape == (2, 2)
+
+
+def test_disable_auto_complete_config(tmp_path: Path) -> None:
+    if not has("onnxruntime", "skl2onnx"):
+        pytest.skip("needs onnxruntime and skl2onnx")
+    repo = tmp_path / "models"
+    repo.mkdir()
+    build_onnx(repo)
+    write(repo / "onnx_auto", 'platform: "onnxruntime_onnx"\n', {"1/model.onnx": onnx_bytes(repo)})
+    with serve(repo, "--disable-auto-complete-config", tmp_dir=tmp_path) as running:
+        config = httpclient.InferenceServerClient(running.http_url).get_model_config("onnx_auto")
+    assert config["max_batch_size"] == 0
+    assert "dynamic_batching" not in config

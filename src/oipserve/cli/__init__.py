@@ -119,6 +119,10 @@ def main() -> None:
     "See docs/logging-and-tracing.md.",
 )
 @setting_option("server_name", "The name in the server metadata.")
+@setting_option(
+    "disable_auto_complete_config",
+    "Triton's: use each config.pbtxt as written, never completed from the model file.",
+)
 @security_options
 def serve(
     model_repository: Path | None, model_repository_option: Path | None, **values: Any

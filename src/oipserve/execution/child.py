@@ -86,6 +86,7 @@ class _Instance:
                 Path(message.path),
                 config,
                 Path(message.model_file) if message.model_file else None,
+                auto_complete=message.auto_complete,
             )
             model = instantiate(message.backend, ctx)
             self.call(model.load, ctx)

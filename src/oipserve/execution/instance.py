@@ -218,6 +218,7 @@ def _process_instance(
         config=msgspec.msgpack.encode(ctx.config),
         model_file=ctx.model_file,
         count=spec.count,
+        auto_complete=ctx.auto_complete,
         timeout_s=execution_timeout(ctx.parameters, ctx.name),
         on_unavailable=on_unavailable,
     )

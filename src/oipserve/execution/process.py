@@ -243,13 +243,20 @@ class ProcessInstance:
         config: bytes,
         model_file: Path | None,
         count: int,
+        auto_complete: bool = False,
         timeout_s: float,
         on_unavailable: UnavailableHook | None = None,
     ) -> None:
         self._name = name
         self._version = version
         self._load = wire.Load(
-            backend, name, version, str(path), config, str(model_file) if model_file else None
+            backend,
+            name,
+            version,
+            str(path),
+            config,
+            str(model_file) if model_file else None,
+            auto_complete,
         )
         self._count = max(1, count)
         self.timeout_s = timeout_s

@@ -87,6 +87,7 @@ class Load(msgspec.Struct, tag=True, array_like=True):
     config: bytes
     """The model's ModelConfig, msgpack-encoded."""
     model_file: str | None
+    auto_complete: bool = False
 
 
 class Infer(msgspec.Struct, tag=True, array_like=True):

@@ -22,6 +22,7 @@ default is the CPU provider alone.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,9 @@ TENSOR_TYPES: dict[str, str] = {
     "tensor(bfloat16)": "BF16",
     "tensor(string)": "BYTES",
 }
+
+DEFAULT_MAX_BATCH_SIZE = 4
+"""Triton's ``--backend-config=default-max-batch-size`` default, used by auto-complete."""
 
 _THREAD_PARAMETERS = {
     "intra_op_num_threads": "intra_op_num_threads",
@@ -116,7 +120,27 @@ class OnnxModel(BatchedModel):
         # a request naming no output gets every output of the metadata: the config's list, if any
         declared = tuple(spec.name for spec in ctx.config.output_specs())
         self.default_outputs = declared or tuple(self._outputs)
-        self._signature = self._describe(ctx.config.max_batch_size > 0)
+        completed = self._auto_complete(ctx)
+        batched = ctx.config.max_batch_size > 0 or bool(completed)
+        self._signature = dataclasses.replace(self._describe(batched), config=completed)
+
+    def _auto_complete(self, ctx: LoadContext) -> dict[str, Any]:
+        """Triton's ONNX Runtime auto-complete of the batch (onnxruntime_backend
+        ``src/onnxruntime.cc``, ``AutoCompleteMaxBatch``; server docs "Default Max Batch Size and
+        Dynamic Batcher"): a ``config.pbtxt`` with no ``max_batch_size`` and no tensors, for a
+        graph whose every input and output has a variable first dim, gets
+        ``max_batch_size: 4`` (Triton's ``default-max-batch-size``) and ``dynamic_batching {}``
+        (added because the batch is above 1 and no scheduler is set)."""
+        config = ctx.config
+        if not ctx.auto_complete or config.max_batch_size > 0 or config.input or config.output:
+            return {}
+        ports = [*self._inputs.values(), *self._outputs.values()]
+        if not ports or any(not port.dims or port.dims[0] != -1 for port in ports):
+            return {}
+        completed: dict[str, Any] = {"max_batch_size": DEFAULT_MAX_BATCH_SIZE}
+        if config.dynamic_batching is None and config.sequence_batching is None:
+            completed["dynamic_batching"] = {}
+        return completed
 
     def _describe(self, batched: bool) -> Signature:
         def spec(port: _Port) -> TensorSpec | None:
