@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -77,7 +77,7 @@ from oipserve.protocol.types import (
 )
 from oipserve.registry import LoadedModel, Registry
 from oipserve.repository.config import ModelConfig
-from oipserve.scheduling.statistics import RequestTiming
+from oipserve.scheduling.statistics import RequestTiming, merge_statistics
 from oipserve.settings import CONTROL_MODES, ControlMode
 
 logger = logging.getLogger("oipserve.dataplane")
@@ -114,6 +114,31 @@ model_repository_manager.cc) answers it whenever model control is off, in ``none
 adds the mode and the remedy after Triton's text."""
 
 
+class Siblings(Protocol):
+    """The other workers of ``--workers N``, as one worker's dataplane reaches them (through the
+    supervisor: :class:`oipserve.workers.worker.WorkerLink`)."""
+
+    async def load(
+        self, name: str, config: str | None, files: Mapping[str, bytes] | None
+    ) -> list[str]:
+        """Apply a repository load in every other worker; their errors."""
+        ...
+
+    async def unload(self, name: str) -> list[str]: ...
+
+    async def gather(self, what: str, args: dict[str, str]) -> list[Any]:
+        """What every other worker reports for ``what`` (``"statistics"``, ...)."""
+        ...
+
+    def ready(self) -> tuple[bool, str]:
+        """The server's readiness over every worker, and why not."""
+        ...
+
+    def changed(self) -> None:
+        """This worker's own readiness may have changed."""
+        ...
+
+
 class DataPlane:
     def __init__(
         self,
@@ -142,6 +167,10 @@ class DataPlane:
         """Set when the server begins to shut down (SIGTERM): never ready again."""
         self.startup_failures: dict[str, str] = {}
         """``name/version`` → reason for each model that failed to load at start-up."""
+        self.siblings: Siblings | None = None
+        """The other workers, when this dataplane is one worker of ``--workers N``: repository
+        changes fan out to them, statistics are gathered from them, and server readiness is
+        theirs and ours together."""
         registry.server = ModelCalls(self)
 
     # -- start-up ------------------------------------------------------------------------------
@@ -184,17 +213,27 @@ class DataPlane:
         self.draining = True
 
     def ready(self) -> bool:
-        if not self.started or self.draining:
+        """PROTOCOL.md §0's server readiness (with ``--workers N``: over every worker)."""
+        if not self.own_readiness()[0]:
             return False
-        return not (self.strict_readiness and self.startup_failures)
+        return self.siblings is None or self.siblings.ready()[0]
 
     def not_ready_reason(self) -> str:
+        ready, reason = self.own_readiness()
+        if ready and self.siblings is not None:
+            return self.siblings.ready()[1]
+        return reason
+
+    def own_readiness(self) -> tuple[bool, str]:
+        """This process's readiness alone, and why not."""
         if self.draining:
-            return "the server is shutting down"
+            return False, "the server is shutting down"
         if not self.started:
-            return "the server is still loading models"
-        failed = ", ".join(f"{k} ({v})" for k, v in self.startup_failures.items())
-        return f"models failed to load at start-up: {failed}"
+            return False, "the server is still loading models"
+        if self.strict_readiness and self.startup_failures:
+            failed = ", ".join(f"{k} ({v})" for k, v in self.startup_failures.items())
+            return False, f"models failed to load at start-up: {failed}"
+        return True, ""
 
     def server_metadata(self) -> ServerMetadata:
         return ServerMetadata(self.server_name, __version__, list(EXTENSIONS))
@@ -219,6 +258,16 @@ class DataPlane:
             self.registry.get(name)  # ModelNotFound when nothing of it is READY
             models = [m for m in self.registry.loaded() if m.name == name]
         return {"model_stats": [m.statistics.snapshot(m.name, m.version) for m in models]}
+
+    async def server_statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
+        """:meth:`statistics` of the whole server: with ``--workers N``, every worker's summed
+        (counts and durations added, ``last_inference`` the latest, batch statistics merged per
+        batch size). What the transports answer."""
+        own = self.statistics(name, version)
+        if self.siblings is None:
+            return own
+        theirs = await self.siblings.gather("statistics", {"model": name, "version": version})
+        return merge_statistics([own, *theirs])
 
     # -- model configuration (Triton's model_configuration extension) --------------------------
 
@@ -249,7 +298,24 @@ class DataPlane:
         """The repository API's load: (re)load ``name``, with an optional config override (the JSON
         of a ModelConfig) and optional files (``"1/model.onnx"`` → bytes) replacing its folder."""
         self._require_explicit()
-        await self.load_model(name, config, files)
+        if self.siblings is None:
+            await self.load_model(name, config, files)
+            return
+        # every worker applies the load before the call answers, whatever the outcome here (a
+        # failed load leaves a state — the reason in the index — that every worker must show)
+        error: OIPServeError | None = None
+        try:
+            await self.load_model(name, config, files)
+        except OIPServeError as exc:
+            error = exc
+        self.siblings.changed()
+        failures = await self.siblings.load(name, config, files)
+        if error is not None:
+            raise error
+        if failures:
+            raise InternalError(
+                f"model '{name}' was loaded, but not in every worker: {'; '.join(failures)}"
+            )
 
     async def repository_unload(self, name: str, unload_dependents: bool = False) -> None:
         """The repository API's unload; a harmless success when ``name`` is not loaded.
@@ -257,6 +323,13 @@ class DataPlane:
         ``unload_dependents`` is accepted and has nothing to act on (no ensembles yet)."""
         self._require_explicit()
         await self.unload_model(name)
+        if self.siblings is not None:
+            self.siblings.changed()
+            failures = await self.siblings.unload(name)
+            if failures:
+                raise InternalError(
+                    f"model '{name}' was unloaded, but not in every worker: {'; '.join(failures)}"
+                )
 
     async def load_model(
         self,

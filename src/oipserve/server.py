@@ -20,6 +20,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 
@@ -48,6 +49,24 @@ from oipserve.transport.http.asgi import ASGIApp
 from oipserve.transport.http.metrics_endpoint import MetricsEndpoint
 from oipserve.transport.http.protocol import ConnectionState, HTTPLimits, protocol_class
 from oipserve.transport.http.routing import Mount
+
+
+class WorkerRole(Protocol):
+    """What being one worker of ``--workers N`` adds to a server
+    (:class:`oipserve.workers.worker.WorkerLink`)."""
+
+    def attach(self, server: Server) -> None:
+        """Wire itself to the server's dataplane (siblings, reports) and stop."""
+        ...
+
+    async def run(self) -> None:
+        """Serve the control channel until the supervisor closes it."""
+        ...
+
+    def started(self) -> None:
+        """Start-up has finished."""
+        ...
+
 
 logger = logging.getLogger("oipserve")
 
@@ -93,10 +112,30 @@ def observability(settings: Settings) -> Observability:
     return Observability(metrics=metrics, logs=logs, tracing=tracing)
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` with ``SO_REUSEPORT``, for uvicorn's ``sockets=``: the
+    workers of ``--workers N`` each bind one and the kernel spreads connections over them."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Server:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, link: WorkerRole | None = None) -> None:
+        """``link``: this server is one worker of ``--workers N`` (its siblings behind it)."""
         self.settings = settings
         self.observability = observability(settings)
+        self.link = link
         self.execution = Execution(Executor(max_workers=settings.model_threads))
         self.registry = Registry(
             settings.model_repository,
@@ -141,6 +180,8 @@ class Server:
         )
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
+        if link is not None:
+            link.attach(self)
         self._http: _UvicornServer | None = None
         self.http_port: int | None = None
         """The REST port actually bound, once listening (``None`` while not, or when off)."""
@@ -174,7 +215,8 @@ class Server:
         model_name = self.settings.model_name
         if root.is_dir():
             self._log_layout(root, model_name)
-        if self.settings.model_control_mode == "poll" and root.is_dir():
+        # with --workers N the supervisor runs the one watcher and fans its changes out
+        if self.settings.model_control_mode == "poll" and root.is_dir() and self.link is None:
             self.poller = RepositoryPoller(
                 root,
                 self.settings.repository_poll_secs,
@@ -207,10 +249,20 @@ class Server:
     async def serve(self) -> None:
         """Run until :meth:`stop` (or SIGINT / SIGTERM)."""
         loop = asyncio.get_running_loop()
-        # SIGTERM (Kubernetes, docker stop) drains; Ctrl-C stops without the grace period
-        for sig, drain in ((signal.SIGINT, False), (signal.SIGTERM, True)):
+        # SIGTERM (Kubernetes, docker stop) drains; Ctrl-C stops without the grace period.
+        # A worker of --workers N stops on the supervisor's SIGTERM (Ctrl-C reaches the
+        # supervisor, which forwards SIGTERM).
+        signals: tuple[tuple[signal.Signals, bool], ...] = (
+            ((signal.SIGTERM, True),)
+            if self.link is not None
+            else ((signal.SIGINT, False), (signal.SIGTERM, True))
+        )
+        for sig, drain in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, functools.partial(self.stop, drain=drain))
+        link_task = None
+        if self.link is not None:
+            link_task = asyncio.create_task(self.link.run(), name="oipserve-worker-link")
         http_task = await self._start_http() if self.settings.allow_http else None
         metrics_task: asyncio.Task[None] | None = None
         try:
@@ -235,6 +287,8 @@ class Server:
         gc.collect()
         gc.freeze()
         self._log_ready()
+        if self.link is not None:
+            self.link.started()
         poll_task = None
         if self.poller is not None:
             poll_task = asyncio.create_task(self.poller.run(), name="oipserve-poll")
@@ -256,6 +310,8 @@ class Server:
         await self.registry.close()
         self.execution.shutdown()
         self.observability.tracing.shutdown()
+        if link_task is not None:
+            link_task.cancel()
         logger.info("stopped")
 
     async def _drain(
@@ -299,7 +355,15 @@ class Server:
             server_header=False,
         )
         self._metrics_http = _UvicornServer(config)
-        task = asyncio.create_task(self._metrics_http.serve(), name="oipserve-metrics")
+        sockets = None
+        if self.link is not None:  # shared by the workers, as the API ports are
+            try:
+                sockets = [reuse_port_socket(self.settings.host, port)]
+            except OSError as exc:
+                raise StartupError(
+                    f"could not listen for metrics on {self.settings.host}:{port}: {exc}"
+                ) from None
+        task = asyncio.create_task(self._metrics_http.serve(sockets), name="oipserve-metrics")
         while not self._metrics_http.started and not task.done():
             await asyncio.sleep(0.01)
         if task.done():
@@ -348,7 +412,14 @@ class Server:
             ssl_cert_reqs=int(tls.cert_reqs) if tls else int(ssl.CERT_NONE),
         )
         self._http = _UvicornServer(config)
-        http_task = asyncio.create_task(self._http.serve(), name="oipserve-http")
+        sockets = None
+        if self.link is not None:
+            try:
+                sockets = [reuse_port_socket(self.settings.host, self.settings.http_port)]
+            except OSError as exc:
+                where = f"{self.settings.host}:{self.settings.http_port}"
+                raise StartupError(f"could not listen on {where}: {exc}") from None
+        http_task = asyncio.create_task(self._http.serve(sockets), name="oipserve-http")
         while not self._http.started and not http_task.done():
             await asyncio.sleep(0.01)
         if http_task.done():  # uvicorn logged why (e.g. the address is in use)
@@ -374,6 +445,7 @@ class Server:
                 ssl_context=server_ssl_context(self.tls) if self.tls else None,
                 max_concurrent_streams=self.settings.grpc_max_concurrent_streams,
                 in_flight=self.in_flight,
+                reuse_port=self.link is not None,
             )
         except RuntimeError as exc:
             where = f"{self.settings.host}:{self.settings.grpc_port}"
@@ -385,7 +457,7 @@ class Server:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         loaded = [f"{m.name} (v{m.version}, {m.backend})" for m in self.registry.loaded()]
         logger.info("models ready: %s", ", ".join(loaded) or "none")
-        if not self.dataplane.ready():  # each failure was logged once, when it happened
+        if not self.dataplane.own_readiness()[0]:  # each failure was logged once, when it happened
             logger.warning("the server is not ready: a start-up model is not READY (see above)")
         if self.http_port is not None:
             scheme = "https" if self.tls else "http"

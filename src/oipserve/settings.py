@@ -138,6 +138,16 @@ class Settings:
     """Triton's ``--metrics-config <setting>=<value>`` settings."""
     trace_config: tuple[str, ...] = ()
     """Triton's ``--trace-config [<mode>,]<setting>=<value>`` settings."""
+    # -- worker processes (issue 14; the options in cli/_workers.py) ----------------------------
+    workers: int = 1
+    """Serving processes sharing the ports (``SO_REUSEPORT``) under a supervisor; 1: this
+    process serves alone, no supervisor."""
+    worker_restarts: int = 5
+    """Worker restarts allowed within ``worker_restart_window_secs``; one more ends the server."""
+    worker_restart_window_secs: float = 60
+    worker_startup_secs: float = 300
+    """A worker that has not finished start-up (listening, start-up models tried) by then ends
+    the server."""
 
     def __post_init__(self) -> None:
         for name in ("http_port", "grpc_port"):

@@ -41,7 +41,16 @@ VOCABULARY = (
 """Importable from every layer; imports only the vocabulary."""
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry points", ("oipserve.__main__", "oipserve.cli", "oipserve.server", "oipserve.ray")),
+    (
+        "entry points",
+        (
+            "oipserve.__main__",
+            "oipserve.cli",
+            "oipserve.workers",
+            "oipserve.server",
+            "oipserve.ray",
+        ),
+    ),
     (
         "front ends",
         (

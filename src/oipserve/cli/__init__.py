@@ -17,6 +17,7 @@ from click.core import ParameterSource
 from oipserve import __version__
 from oipserve.cli._security import security_options
 from oipserve.cli._settings import PORT, env_of, flag_of, setting_option
+from oipserve.cli._workers import workers_options
 from oipserve.settings import Settings
 
 ALIASES: Final = {"model_repository": "model_repository_option"}
@@ -124,6 +125,7 @@ def main() -> None:
     "Triton's: use each config.pbtxt as written, never completed from the model file.",
 )
 @security_options
+@workers_options
 def serve(
     model_repository: Path | None, model_repository_option: Path | None, **values: Any
 ) -> None:
@@ -155,6 +157,10 @@ def serve(
     from oipserve.server import run
 
     try:
+        if settings.workers > 1:
+            from oipserve.workers.supervisor import supervise
+
+            raise SystemExit(supervise(settings))
         run(settings)
     except StartupError as exc:
         logging.getLogger("oipserve").error("%s", exc)

@@ -216,4 +216,53 @@ class ModelStatistics:
         }
 
 
-__all__ = ["ModelStatistics", "RequestTiming"]
+def merge_statistics(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several processes' statistics answers (``{"model_stats": [...]}``, as
+    :meth:`ModelStatistics.snapshot` builds them) as one: per (model, version), every count and
+    duration summed, ``last_inference`` the latest, ``batch_stats`` merged per batch size. Order:
+    as first seen. The workers of ``--workers N`` answer with this."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for answer in answers:
+        for entry in answer.get("model_stats", []):
+            key = (entry["name"], entry["version"])
+            into = merged.get(key)
+            if into is None:
+                merged[key] = _copy_entry(entry)
+                continue
+            into["last_inference"] = max(into["last_inference"], entry["last_inference"])
+            into["inference_count"] += entry["inference_count"]
+            into["execution_count"] += entry["execution_count"]
+            _add_pairs(into["inference_stats"], entry["inference_stats"])
+            sizes = {b["batch_size"]: b for b in into["batch_stats"]}
+            for batch in entry["batch_stats"]:
+                known = sizes.get(batch["batch_size"])
+                if known is None:
+                    sizes[batch["batch_size"]] = _copy_entry(batch)
+                else:
+                    _add_pairs(known, batch)
+            into["batch_stats"] = [sizes[size] for size in sorted(sizes)]
+    return {"model_stats": list(merged.values())}
+
+
+def _copy_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: (
+            _copy_entry(value)
+            if isinstance(value, dict)
+            else [_copy_entry(v) for v in value]
+            if isinstance(value, list)
+            else value
+        )
+        for key, value in entry.items()
+    }
+
+
+def _add_pairs(into: dict[str, Any], other: dict[str, Any]) -> None:
+    """Add ``{"count", "ns"}`` pairs of ``other`` into ``into``, key by key."""
+    for key, pair in other.items():
+        if isinstance(pair, dict) and "count" in pair and key in into:
+            into[key]["count"] += pair["count"]
+            into[key]["ns"] += pair["ns"]
+
+
+__all__ = ["ModelStatistics", "RequestTiming", "merge_statistics"]

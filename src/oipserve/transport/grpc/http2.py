@@ -116,11 +116,19 @@ class GrpcServer:
             self._methods[path] = found
         return found
 
-    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+    async def start(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        reuse_port: bool = False,
+    ) -> int:
         """Listen on ``host:port`` (0: any free port); returns the port bound.
 
-        Raises :class:`OSError` when the address cannot be bound (no ``SO_REUSEPORT``: a port in
-        use is an error, not silently shared).
+        Raises :class:`OSError` when the address cannot be bound (without ``reuse_port``, a port
+        in use is an error, not silently shared; ``--workers N`` sets it in every worker, after
+        the supervisor made sure the port was free).
         """
         if ssl_context is not None:
             ssl_context.set_alpn_protocols(["h2"])
@@ -131,6 +139,7 @@ class GrpcServer:
             port=port,
             ssl=ssl_context,
             reuse_address=True,
+            reuse_port=reuse_port or None,
         )
         sockets = self._server.sockets
         bound: int = sockets[0].getsockname()[1] if sockets else port

@@ -41,6 +41,7 @@ async def start_grpc_server(
     ssl_context: ssl.SSLContext | None = None,
     max_concurrent_streams: int = 256,
     in_flight: InFlight | None = None,
+    reuse_port: bool = False,
 ) -> GRPCListener:
     """Serve ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` on ``host:port``
     (port 0: a free port chosen by the system, returned in the :class:`GRPCListener`).
@@ -53,8 +54,9 @@ async def start_grpc_server(
     (:func:`~oipserve.transport.grpc.credentials.server_ssl_context`) the port speaks TLS only. A
     connection runs at most ``max_concurrent_streams`` calls at once. Messages up to
     ``max_message_bytes`` are accepted and sent; a larger one gets ``RESOURCE_EXHAUSTED`` and the
-    server keeps serving. ``SO_REUSEPORT`` is off, so a port that is taken fails here
-    (:class:`RuntimeError`) instead of being shared silently.
+    server keeps serving. ``SO_REUSEPORT`` is off unless ``reuse_port`` (the workers of
+    ``--workers N``, after the supervisor made sure the port was free), so a port that is taken
+    fails here (:class:`RuntimeError`) instead of being shared silently.
 
     Stop it with ``await listener.server.stop(grace)``: new calls are refused at once (``GOAWAY``),
     calls in flight get ``grace`` seconds to finish (``None``: they are cancelled now), then the
@@ -69,7 +71,7 @@ async def start_grpc_server(
     )
     address = grpc_address(host, port)
     try:
-        bound = await server.start(host, port, ssl_context)
+        bound = await server.start(host, port, ssl_context, reuse_port=reuse_port)
     except OSError as exc:
         raise RuntimeError(f"could not listen for gRPC on {address}: {exc}") from exc
     return GRPCListener(server, bound)

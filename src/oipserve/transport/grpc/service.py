@@ -229,7 +229,7 @@ class InferenceServicer:
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Context
     ) -> pb.ModelStatisticsResponse:
-        statistics = self.dataplane.statistics(request.name, request.version)
+        statistics = await self.dataplane.server_statistics(request.name, request.version)
         return json_format.ParseDict(statistics, pb.ModelStatisticsResponse())
 
     async def RepositoryIndex(

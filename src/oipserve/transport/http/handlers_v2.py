@@ -112,7 +112,9 @@ class V2API:
     async def statistics(self, request: Request) -> BaseResponse:
         params = request.params
         return json_response(
-            self.dataplane.statistics(params.get("model", ""), params.get("version", ""))
+            await self.dataplane.server_statistics(
+                params.get("model", ""), params.get("version", "")
+            )
         )
 
     async def model_config(self, request: Request) -> BaseResponse:

@@ -1,0 +1,1 @@
+"""``--workers N``: N serving processes sharing the ports, under one supervisor (issue 14)."""
