@@ -42,6 +42,7 @@ from oipserve.repository import config as config_module
 from oipserve.repository import layout, paths, triton
 from oipserve.repository.config import ModelConfig, ModelInput, ModelOutput, TransactionPolicy
 from oipserve.repository.readers.config_pbtxt import CONFIG_FILE as CONFIG_PBTXT
+from oipserve.repository.source import version_key
 from oipserve.scheduling.batcher import Scheduler
 from oipserve.scheduling.statistics import ModelStatistics
 
@@ -170,7 +171,7 @@ class Registry:
     def _set_ready(self, name: str, versions: dict[str, LoadedModel]) -> None:
         if versions:
             self._ready[name] = versions
-            self._latest[name] = versions[max(versions, key=int)]
+            self._latest[name] = versions[max(versions, key=version_key)]
         else:
             self._ready.pop(name, None)
             self._latest.pop(name, None)
@@ -221,12 +222,12 @@ class Registry:
         return ""
 
     def ready_versions(self, name: str) -> list[str]:
-        return sorted(self._ready.get(name, {}), key=int)
+        return sorted(self._ready.get(name, {}), key=version_key)
 
     def loaded(self) -> Iterator[LoadedModel]:
         for name in sorted(self._ready):
             versions = self._ready[name]
-            for version in sorted(versions, key=int):
+            for version in sorted(versions, key=version_key):
                 yield versions[version]
 
     def readiness(self, name: str, version: str = "") -> ModelReadiness:
@@ -256,7 +257,7 @@ class Registry:
                 )
             elif not statuses:
                 entries.append(IndexEntry(name))
-            for version in sorted(statuses, key=int):
+            for version in sorted(statuses, key=version_key):
                 status = statuses[version]
                 entries.append(IndexEntry(name, version, status.state.value, status.reason))
         return entries

@@ -52,7 +52,13 @@ TABLE: tuple[ModelReader, ...] = (ModelTomlReader(), PbtxtLikeReader(), ZeroConf
 
 def test_the_table_is_model_toml_then_zero_config_last() -> None:
     readers = model_readers()
-    assert [r.name for r in readers] == ["model.toml", "config.pbtxt", "model file", "zero-config"]
+    assert [r.name for r in readers] == [
+        "model.toml",
+        "config.pbtxt",
+        "model-settings.json",
+        "model file",
+        "zero-config",
+    ]
     assert readers[: len(BUILTIN_READERS)] == BUILTIN_READERS
     assert readers[-1] is FALLBACK_READER
 
@@ -180,7 +186,12 @@ def test_entry_point_readers_join_the_table_before_the_guesser(
         names = [reader.name for reader in model_readers()]
     finally:
         model_readers.cache_clear()
-    # the built-ins (model.toml, config.pbtxt), the plugged one, the model-file reader, the guesser
-    assert names == ["model.toml", "config.pbtxt", "config.pbtxt", "model file", "zero-config"]
+    # the built-ins, the plugged one, the model-file reader, the guesser
+    assert names == [
+        *(r.name for r in BUILTIN_READERS),
+        "config.pbtxt",
+        "model file",
+        "zero-config",
+    ]
     assert "model reader 'broken' could not be loaded" in caplog.text
     assert "model reader 'not-a-reader' is not a ModelReader" in caplog.text

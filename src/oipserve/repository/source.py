@@ -25,7 +25,7 @@ class ModelSource:
     path: Path
     config: ModelConfig
     versions: dict[str, Path] = field(default_factory=dict)
-    """Every version found, ``"1"`` → folder, in ascending numeric order."""
+    """Every version found, label → folder, in ascending order (:func:`version_key`)."""
     reader: str = ""
     """The name of the reader that read the folder (``"model.toml"``, ``"zero-config"``, …)."""
     config_file: Path | None = None
@@ -55,3 +55,11 @@ def numeric_versions(folder: Path) -> dict[str, Path]:
         key=lambda entry: int(entry.name),
     )
     return {str(int(entry.name)): entry for entry in numeric} if numeric else {"1": folder}
+
+
+def version_key(version: str) -> tuple[int, int, str]:
+    """Sort key of a version label: numeric labels (Triton's) by value, then any other label
+    (MLServer's ``v0.1.0``) by its text; the highest is a model's default version."""
+    if version.isascii() and version.isdigit():
+        return (0, int(version), "")
+    return (1, 0, version)

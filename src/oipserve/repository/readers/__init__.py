@@ -33,6 +33,7 @@ from oipserve.errors import InvalidArgument
 from oipserve.repository.readers.base import ModelReader, check_config_name
 from oipserve.repository.readers.config_pbtxt import ConfigPbtxtReader
 from oipserve.repository.readers.guess import ZeroConfigReader
+from oipserve.repository.readers.model_settings import ModelSettingsReader
 from oipserve.repository.readers.model_toml import ModelTomlReader
 from oipserve.repository.readers.storage_initializer import StorageInitializerReader
 from oipserve.repository.source import ModelSource
@@ -54,7 +55,11 @@ logger = logging.getLogger("oipserve.readers")
 ENTRY_POINT_GROUP = "oipserve.readers"
 
 #: the built-in readers of a config file, in the order they are asked
-BUILTIN_READERS: tuple[ModelReader, ...] = (ModelTomlReader(), ConfigPbtxtReader())
+BUILTIN_READERS: tuple[ModelReader, ...] = (
+    ModelTomlReader(),
+    ConfigPbtxtReader(),
+    ModelSettingsReader(),
+)
 
 #: asked after the config readers: a folder with one model file of any name (KServe's)
 MODEL_FILE_READER: ModelReader = StorageInitializerReader()
