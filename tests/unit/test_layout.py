@@ -71,7 +71,6 @@ def test_other_files_are_never_guessed_at(tmp_path: Path) -> None:
         "m",
         "model.txt",
         "labels.txt",
-        "model-settings.json",
         "model.md",
         "weights.onnx",
         "model.onnx.bak",
