@@ -103,7 +103,8 @@ def test_a_root_holding_one_model_file_is_one_model(tmp_path: Path) -> None:
 
 def test_model_dot_ext_stays_zero_config(tmp_path: Path) -> None:
     root = _mnt_models(tmp_path, {"model.bst": LIGHTGBM_TEXT, "model-settings.json": b"{}"})
-    assert reader_for(root).name == "zero-config"
+    # an MLServer settings file naming no runtime: its reader guesses as zero-config does
+    assert reader_for(root).name == "model-settings.json"
     source = layout.read_model(root, "lgb", model_name="lgb")
     assert layout.guess_backend(source, root) == ("lightgbm", root / "model.bst")
 
