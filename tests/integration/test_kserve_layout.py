@@ -136,7 +136,7 @@ LAYOUTS = {
         lambda x: {"input-0": x},
         lambda model, x: model.predict(x),
         {
-            "model-settings.json": '{"name": "x", "implementation": "mlserver_sklearn.SKLearn"}',
+            "settings.json": '{"debug": false}',  # MLServer's server settings
             "labels.txt": "setosa\nversicolor\nvirginica\n",
         },
         ("sklearn", "joblib"),
@@ -158,7 +158,7 @@ LAYOUTS = {
         "model.bst",
         lambda x: {"input-0": x.astype(np.float32)},
         lambda model, x: model.predict(x.astype(np.float32)),
-        {"model-settings.json": '{"name": "x", "implementation": "mlserver_xgboost.XGBoostModel"}'},
+        {"settings.json": '{"debug": false}'},
         ("xgboost",),
     ),
     # a LightGBM text model under .bst, as KServe's lgbserver examples name it
