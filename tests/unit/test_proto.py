@@ -99,7 +99,7 @@ def test_import_order_does_not_matter(ours_first: bool) -> None:
 
 
 def test_messages_module() -> None:
-    assert messages.__all__ == ["SERVICE_NAME", "config_pb", "pb"]
+    assert messages.__all__ == ["SERVICE_NAME", "config_pb", "int64_as_numbers", "pb"]
     assert messages.SERVICE_NAME == "inference.GRPCInferenceService"
     assert pb.__name__ == f"{GENERATED}.grpc_service_pb2"
     assert config_pb.__name__ == f"{GENERATED}.model_config_pb2"

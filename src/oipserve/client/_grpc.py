@@ -9,10 +9,9 @@ protobuf, not grpc: the channel lives in ``_transports.py``.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
-from google.protobuf.descriptor import FieldDescriptor
 
 from oipserve.client._calls import GrpcCall
 from oipserve.client._tensors import Inputs, Outputs, tensors
@@ -25,7 +24,7 @@ from oipserve.client._types import (
 )
 from oipserve.model import Parameter
 from oipserve.protocol.binary import array_from_raw, array_to_raw
-from oipserve.protocol.messages import SERVICE_NAME, pb
+from oipserve.protocol.messages import SERVICE_NAME, int64_as_numbers, pb
 from oipserve.transport.grpc.convert import (
     CONTENTS_FIELD,
     parameter_to_proto,
@@ -33,16 +32,6 @@ from oipserve.transport.grpc.convert import (
 )
 
 __all__ = ["SERVICE_NAME", "GrpcDialect", "infer_request", "message_to_dict"]
-
-_INT64: Final = frozenset(
-    {
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
-)
 
 
 def message_to_dict(message: Any) -> dict[str, Any]:
@@ -53,28 +42,8 @@ def message_to_dict(message: Any) -> dict[str, Any]:
     data = json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
     )
-    _int64_as_numbers(message.DESCRIPTOR, data)
+    int64_as_numbers(message.DESCRIPTOR, data)
     return data
-
-
-def _int64_as_numbers(descriptor: Any, data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        field = descriptor.fields_by_name.get(key)
-        if field is None:
-            continue
-        message_type = field.message_type
-        if message_type is not None and message_type.GetOptions().map_entry:
-            value_field = message_type.fields_by_name["value"]
-            if value_field.message_type is not None:
-                for item in value.values():
-                    _int64_as_numbers(value_field.message_type, item)
-            elif value_field.type in _INT64:
-                data[key] = {k: int(v) for k, v in value.items()}
-        elif message_type is not None:
-            for item in value if isinstance(value, list) else [value]:
-                _int64_as_numbers(message_type, item)
-        elif field.type in _INT64:
-            data[key] = [int(v) for v in value] if isinstance(value, list) else int(value)
 
 
 def infer_request(

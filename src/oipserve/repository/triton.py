@@ -30,12 +30,8 @@ from oipserve.errors import InvalidArgument
 from oipserve.repository.config import InstanceGroup, ModelConfig
 
 if TYPE_CHECKING:
-    from google.protobuf.descriptor import Descriptor
-
     from oipserve.protocol.messages import config_pb
 
-#: FieldDescriptor.TYPE_INT64, TYPE_UINT64, TYPE_FIXED64, TYPE_SFIXED64, TYPE_SINT64
-_INT64_TYPES = frozenset({3, 4, 6, 16, 18})
 
 DEFAULT_VERSION_POLICY: dict[str, Any] = {"latest": {"num_versions": 1}}
 
@@ -104,7 +100,7 @@ def to_json(config: ModelConfig) -> dict[str, Any]:
 def message_to_json(message: config_pb.ModelConfig) -> dict[str, Any]:
     from google.protobuf import json_format
 
-    from oipserve.protocol.messages import config_pb
+    from oipserve.protocol.messages import config_pb, int64_as_numbers
 
     data = json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
@@ -116,24 +112,3 @@ def message_to_json(message: config_pb.ModelConfig) -> dict[str, Any]:
 def check(config: ModelConfig, source: str) -> None:
     """Refuse ``config`` if the ModelConfig proto would (unknown nested fields, bad enums)."""
     to_proto(config, source)
-
-
-def int64_as_numbers(descriptor: Descriptor | Any, data: dict[str, Any]) -> None:
-    """Turn the strings protobuf prints for 64-bit integers back into numbers, in place."""
-    for key, value in data.items():
-        field = descriptor.fields_by_name.get(key)
-        if field is None:
-            continue
-        message_type = field.message_type
-        if message_type is not None and message_type.GetOptions().map_entry:
-            value_field = message_type.fields_by_name["value"]
-            if value_field.message_type is not None:
-                for item in value.values():
-                    int64_as_numbers(value_field.message_type, item)
-            elif value_field.type in _INT64_TYPES:
-                data[key] = {k: int(v) for k, v in value.items()}
-        elif message_type is not None:
-            for item in value if isinstance(value, list) else [value]:
-                int64_as_numbers(message_type, item)
-        elif field.type in _INT64_TYPES:
-            data[key] = [int(v) for v in value] if isinstance(value, list) else int(value)

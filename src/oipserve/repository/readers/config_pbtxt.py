@@ -141,8 +141,7 @@ def parse_pbtxt(text: str, where: str, folder: Path | None = None) -> ModelConfi
     """
     from google.protobuf import json_format, text_format
 
-    from oipserve.protocol.messages import config_pb
-    from oipserve.repository.triton import int64_as_numbers
+    from oipserve.protocol.messages import config_pb, int64_as_numbers
 
     message = config_pb.ModelConfig()
     try:
